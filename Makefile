@@ -1,0 +1,35 @@
+# Front door of sophia_ai.platform. On a fresh machine: `make lab` (set-up + the main job on the local lab)
+# and `make test` (set-up + every test). Both run scripts/setup.sh first; it is quick when nothing is missing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+SOPHIA_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/sophia-platform
+SOPHIA_COLLECTIONS := $(SOPHIA_CACHE)/collections/$(shell printf '%s' '$(ROOT)' | sha256sum | cut -c1-8)
+VENV := $(ROOT)/.venv/bin
+export SOPHIA_CACHE
+export ANSIBLE_COLLECTIONS_PATH := $(SOPHIA_COLLECTIONS)
+export ANSIBLE_FORCE_COLOR ?= 0
+export PATH := $(VENV):$(SOPHIA_CACHE)/bin:$(PATH)
+
+.PHONY: help setup lab test lab-down constraints
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+setup: ## install and build what the lab and the tests need (idempotent)
+	@scripts/setup.sh
+
+lab: setup ## set-up, then the main job on the embedded local lab
+	ansible-playbook -i inventories/lab playbooks/lab.yml
+
+lab-down: ## remove the lab's stack and leave the Swarm (images and caches stay)
+	-docker stack rm sophia
+	-docker secret rm mcp_api_key
+	-docker swarm leave --force
+
+test: setup ## set-up, then sanity, lint, unit, integration and molecule tests
+	@scripts/test.sh
+
+constraints: setup ## re-pin requirements/constraints.txt from the project virtualenv
+	@{ echo "# Exact pins for requirements.txt (pip freeze of the project virtualenv; regenerate with 'make constraints')."; \
+	   $(VENV)/pip freeze --all | grep -v -E '^(setuptools|wheel)=='; } > requirements/constraints.txt

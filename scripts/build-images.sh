@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Builds the local container images that the lab and the tests use. No registry is reached:
+#   sophia-platform/base:bookworm-KEY   Debian bookworm minbase rootfs (debootstrap) brought in with docker import
+#   sophia-platform/mcp-server:KEY      the sample MCP server (official mcp SDK) layered on it with docker build,
+#                                       also tagged :lab (the tag the sample stack names)
+# KEY is a content key over every input of the image, so an image is rebuilt only when an input changes.
+# Debian packages come from the mirror the host's apt already uses; Python wheels from a host-side
+# wheelhouse (containers cannot verify TLS to the package index here, and should not need to).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+
+SUITE=bookworm
+BASE_PACKAGES=python3,python3-venv,ca-certificates
+BASE_RECIPE="suite=$SUITE variant=minbase include=$BASE_PACKAGES recipe=1"
+BASE_KEY=$(printf '%s' "$BASE_RECIPE" | sha256sum | cut -c1-12)
+BASE_IMAGE="sophia-platform/base:$SUITE-$BASE_KEY"
+
+image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+
+debian_mirror() {
+  # The first deb URI for the main archive in the host's apt sources (deb822 or one-line format).
+  local uri
+  uri=$(grep -h -E '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | grep -v -- '-security' | head -n 1 || true)
+  [ -n "$uri" ] || uri=$(grep -h -E '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | awk '{print $2}' | grep -v -- '-security' | head -n 1 || true)
+  [ -n "$uri" ] || die "no Debian mirror found in /etc/apt/sources.list*: debootstrap needs the one apt uses."
+  printf '%s' "$uri"
+}
+
+build_base() {
+  image_exists "$BASE_IMAGE" && return 0
+  local tarball="$SOPHIA_CACHE/images/base-$SUITE-$BASE_KEY.tar" rootfs log="$SOPHIA_CACHE/debootstrap.log"
+  mkdir -p "$SOPHIA_CACHE/images"
+  if [ ! -f "$tarball" ]; then
+    step "debootstrap $SUITE ($BASE_PACKAGES) for $BASE_IMAGE (about a minute, once)"
+    rootfs=$(mktemp -d "$SOPHIA_CACHE/rootfs.XXXXXX")
+    if ! debootstrap --variant=minbase --include="$BASE_PACKAGES" "$SUITE" "$rootfs" "$(debian_mirror)" >"$log" 2>&1; then
+      tail -n 15 "$log" >&2; rm -rf "$rootfs"
+      die "debootstrap failed (log: $log). A package named above as missing is not in Debian $SUITE."
+    fi
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    tar -C "$rootfs" --numeric-owner -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+    rm -rf "$rootfs"
+  fi
+  step "importing $BASE_IMAGE"
+  docker import --change 'CMD ["/bin/bash"]' "$tarball" "$BASE_IMAGE" >/dev/null
+}
+
+build_mcp_server() {
+  local dir="$ROOT/lab/images/mcp-server" key image ctx wheels log="$SOPHIA_CACHE/docker-build-mcp-server.log"
+  key=$( { echo "$BASE_IMAGE"; cat "$dir/Dockerfile" "$dir/requirements.txt" "$dir/server.py" "$dir/healthcheck.py"; } | sha256sum | cut -c1-12)
+  image="sophia-platform/mcp-server:$key"
+  if ! image_exists "$image"; then
+    wheels="$SOPHIA_CACHE/wheelhouse/mcp-server-$(sha256sum "$dir/requirements.txt" | cut -c1-12)"
+    if [ ! -f "$wheels/.complete" ]; then
+      step "downloading the wheels for the sample MCP server into $wheels"
+      rm -rf "$wheels"; mkdir -p "$wheels"
+      python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 --implementation cp \
+        --platform manylinux_2_36_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+        --platform manylinux2014_x86_64 --platform any -r "$dir/requirements.txt" -d "$wheels" >"$log" 2>&1 \
+        || { tail -n 15 "$log" >&2; die "pip download failed for $dir/requirements.txt (log: $log)."; }
+      touch "$wheels/.complete"
+    fi
+    step "building $image"
+    ctx=$(mktemp -d)
+    cp "$dir/Dockerfile" "$dir/requirements.txt" "$dir/server.py" "$dir/healthcheck.py" "$ctx/"
+    mkdir "$ctx/wheels" && cp "$wheels"/*.whl "$ctx/wheels/"
+    if ! docker build --build-arg "BASE_IMAGE=$BASE_IMAGE" --label "sophia.ai/content-key=$key" -t "$image" "$ctx" >"$log" 2>&1; then
+      tail -n 20 "$log" >&2; rm -rf "$ctx"
+      die "docker build of $image failed (log: $log)."
+    fi
+    rm -rf "$ctx"
+  fi
+  docker tag "$image" sophia-platform/mcp-server:lab
+  printf '%s\n' "$image" >"$SOPHIA_CACHE/images/mcp-server.current"
+}
+
+build_base
+build_mcp_server
