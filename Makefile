@@ -11,7 +11,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(SOPHIA_COLLECTIONS)
 export ANSIBLE_FORCE_COLOR ?= 0
 export PATH := $(VENV):$(SOPHIA_CACHE)/bin:$(PATH)
 
-.PHONY: help setup lab test lab-down constraints
+.PHONY: help setup lab test lab-up lab-down constraints
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -22,10 +22,15 @@ setup: ## install and build what the lab and the tests need (idempotent)
 lab: setup ## set-up, then the main job on the embedded local lab
 	ansible-playbook -i inventories/lab playbooks/lab.yml
 
-lab-down: ## remove the lab's stack and leave the Swarm (images and caches stay)
-	-docker stack rm sophia
-	-docker secret rm mcp_api_key
-	-docker swarm leave --force
+GPU_NODES ?= 8
+lab-up: setup ## start (or reuse) the lab cluster with GPU_NODES kwok GPU nodes; last line KUBECONFIG=<path>
+	@scripts/lab-cluster.sh up --gpu-nodes $(GPU_NODES)
+
+lab-down: ## stop the lab cluster, remove the lab's stack and leave the Swarm (images and caches stay)
+	@scripts/lab-cluster.sh down
+	-@docker stack rm sophia 2>/dev/null
+	-@docker secret rm mcp_api_key 2>/dev/null
+	-@docker swarm leave --force 2>/dev/null
 
 test: setup ## set-up, then sanity, lint, unit, integration and molecule tests
 	@scripts/test.sh

@@ -142,6 +142,7 @@ ensure_go_tools() {
   local name module version replaces bin wrap log
   while read -r name module version replaces; do
     case "$name" in ''|\#*) continue ;; esac
+    if [ "$name" = kubernetes ]; then build_kubernetes "$version" "$replaces"; continue; fi
     bin="$SOPHIA_CACHE/bin/$name-$version"
     if [ ! -x "$bin" ]; then
       command -v go >/dev/null || die "Go is needed to build $name $version (https://go.dev/doc/install); none is on PATH."
@@ -160,6 +161,46 @@ ensure_go_tools() {
     fi
     ln -sfn "$bin" "$SOPHIA_CACHE/bin/$name"
   done <"$ROOT/requirements/go-tools.txt"
+}
+
+# Kubernetes components from k8s.io/kubernetes at VERSION. Its go.mod requires every staging module at v0.0.0
+# and replaces it with ./staging/..., which a dependent module cannot use: the wrapper replaces each staging
+# module with its published version (v0.MINOR.PATCH), read from the go.mod that the module proxy serves.
+build_kubernetes() {
+  local version=$1 cmds=${2//,/ } dir="$SOPHIA_CACHE/bin/kubernetes-$1" wrap="$SOPHIA_CACHE/go-wrappers/kubernetes-$1"
+  local log="$SOPHIA_CACHE/go-kubernetes-$1.log" missing=() c
+  for c in $cmds; do [ -x "$dir/$c" ] || missing+=("$c"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    command -v go >/dev/null || die "Go is needed to build Kubernetes $version; none is on PATH."
+    step "building Kubernetes $version (${missing[*]}) from the Go module proxy (once; cached in $dir; tens of minutes cold on 2 cores)"
+    mkdir -p "$wrap" "$dir"
+    (
+      set -e
+      export GOMODCACHE="$SOPHIA_CACHE/go/mod" GOCACHE="$SOPHIA_CACHE/go/build" GOFLAGS=-modcacherw CGO_ENABLED=0
+      cd "$wrap"
+      if [ ! -f go.mod ]; then
+        go mod init sophia.local/lab/kubernetes
+        gomod=$(go mod download -json "k8s.io/kubernetes@$version" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
+        [ -n "$gomod" ] || { echo "the module proxy did not serve k8s.io/kubernetes@$version"; exit 1; }
+        local minor_patch=${version#v1.}
+        for m in $(awk '$2 == "=>" && $3 ~ /^\.\/staging\// {print $1}' "$gomod"); do
+          go mod edit -replace="$m=$m@v0.$minor_patch"
+        done
+        go mod edit -require="k8s.io/kubernetes@$version"
+        go mod download k8s.io/kubernetes
+      fi
+      { echo '//go:build tools'; echo; echo 'package tools'; echo; echo 'import ('
+        for c in $cmds; do echo "	_ \"k8s.io/kubernetes/cmd/$c\""; done; echo ')'; } >tools.go
+      go mod tidy
+      local major=${version#v}; major=${major%%.*} minor=${version#v*.}; minor=${minor%%.*}
+      local ld="-s -w -X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=$major"
+      ld="$ld -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
+      ld="$ld -X k8s.io/client-go/pkg/version.gitVersion=$version"
+      local pkgs=(); for c in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+      go build -trimpath -ldflags "$ld" -o "$dir/" "${pkgs[@]}"
+    ) >"$log" 2>&1 || { tail -n 20 "$log" >&2; die "building Kubernetes $version failed (log: $log)."; }
+  fi
+  ln -sfn "$dir" "$SOPHIA_CACHE/bin/kubernetes"
 }
 
 # 6. Images ----------------------------------------------------------------------------------------

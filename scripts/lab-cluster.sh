@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# The lab cluster: a real Kubernetes control plane built from source, plus kwok GPU nodes at scale.
+#
+#   scripts/lab-cluster.sh up [--gpu-nodes N]   start (or reuse) the lab; the last line is KUBECONFIG=<path>
+#   scripts/lab-cluster.sh nodes N              make the kwok GPU node count N (adds or removes nodes)
+#   scripts/lab-cluster.sh restart-apiserver    stop and start kube-apiserver alone (objects live in etcd)
+#   scripts/lab-cluster.sh down                 stop the lab and delete its state (binaries stay cached)
+#   scripts/lab-cluster.sh status
+#
+# Tier reached (see README, "Lab cluster"): K3s cannot be had here (the Go module proxy refuses every version
+# of github.com/k3s-io/k3s), so the control plane is the fallback the issue names: etcd, kube-apiserver,
+# kube-controller-manager and kube-scheduler built from Go source at pinned versions, run as local processes
+# by `kwokctl --runtime binary` with local binary paths, and the kwok controller managing the fake GPU nodes.
+# Nothing is mocked: the API server, scheduler and controllers are the upstream programs.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+
+NAME=${SOPHIA_LAB_CLUSTER:-sophia-lab}
+BIN="$SOPHIA_CACHE/bin"
+KUBE="$BIN/kubernetes"
+export KWOK_WORKDIR="$SOPHIA_CACHE/kwok"
+# kwokctl shells out to kubectl to check the cluster: make it ours, not whatever else is on PATH.
+export KWOK_KUBECTL_BINARY="$KUBE/kubectl" PATH="$KUBE:$PATH"
+CLUSTER_DIR="$KWOK_WORKDIR/clusters/$NAME"
+KUBECONFIG_PATH="$CLUSTER_DIR/kubeconfig.yaml"
+# K3s's defaults, so that the lab looks like the clusters the collection installs.
+POD_CIDR=10.42.0.0/16
+SERVICE_CIDR=10.43.0.0/16
+
+kubectl() { "$KUBE/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+kwokctl() { "$BIN/kwokctl" --name "$NAME" "$@"; }
+
+log() { printf 'lab-cluster: %s\n' "$*" >&2; }
+
+api_ready() { [ -f "$KUBECONFIG_PATH" ] && [ "$(kubectl get --raw /readyz --request-timeout=3s 2>/dev/null)" = ok ]; }
+
+all_running() {
+  local f
+  for f in "$CLUSTER_DIR"/pids/*.pid; do
+    [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null || return 1
+  done
+}
+
+wait_api() {
+  local waited=0
+  until api_ready; do
+    [ $waited -ge 60 ] && { tail -n 20 "$CLUSTER_DIR/logs/kube-apiserver.log" >&2 || true; die "the API server did not become ready in 60 s (logs: $CLUSTER_DIR/logs)"; }
+    sleep 1; waited=$((waited + 1))
+  done
+}
+
+up() {
+  local gpu_nodes=${1:-}
+  [ -x "$BIN/kwokctl" ] && [ -x "$KUBE/kube-apiserver" ] && [ -x "$BIN/etcd" ] && [ -x "$BIN/kwok" ] \
+    || die "the lab cluster's binaries are missing: run scripts/setup.sh go (or make setup) first."
+  if api_ready && all_running; then
+    log "reusing the running cluster $NAME"
+  elif [ -f "$CLUSTER_DIR/kwok.yaml" ]; then
+    log "starting the existing cluster $NAME"
+    kwokctl start cluster >/dev/null 2>&1 || die "kwokctl could not start $NAME (logs: $CLUSTER_DIR/logs)"
+    wait_api
+  else
+    log "creating the cluster $NAME (control plane from source: $("$KUBE/kube-apiserver" --version), etcd $("$BIN/etcd" --version | sed -n 's/^etcd Version: //p'))"
+    mkdir -p "$KWOK_WORKDIR"
+    # kwok only manages the fake nodes (real kubelets manage theirs). One instance of each controller, so no
+    # leader election: with it, kube-controller-manager and kube-scheduler exit when the API server is away
+    # for a few seconds, and nothing here restarts them. kwokctl 0.8.0 indexes extra args
+    # by their position: every component's first --extra-args must come before any component's second.
+    kwokctl create cluster --runtime binary \
+      --kube-apiserver-binary "$KUBE/kube-apiserver" \
+      --kube-controller-manager-binary "$KUBE/kube-controller-manager" \
+      --kube-scheduler-binary "$KUBE/kube-scheduler" \
+      --etcd-binary "$BIN/etcd" \
+      --kwok-controller-binary "$BIN/kwok" \
+      --kubeconfig "$KWOK_WORKDIR/kubeconfig.yaml" \
+      --extra-args "kube-apiserver=service-cluster-ip-range=$SERVICE_CIDR" \
+      --extra-args "kube-controller-manager=service-cluster-ip-range=$SERVICE_CIDR" \
+      --extra-args "kwok-controller=manage-all-nodes=false" \
+      --extra-args "kube-scheduler=leader-elect=false" \
+      --extra-args "kube-controller-manager=cluster-cidr=$POD_CIDR" \
+      --extra-args "kube-controller-manager=leader-elect=false" \
+      --extra-args "kwok-controller=manage-nodes-with-annotation-selector=kwok.x-k8s.io/node" \
+      --wait 2m >"$KWOK_WORKDIR/create-$NAME.log" 2>&1 \
+      || { tail -n 20 "$KWOK_WORKDIR/create-$NAME.log" >&2; die "kwokctl could not create $NAME (log: $KWOK_WORKDIR/create-$NAME.log)"; }
+    wait_api
+  fi
+  chmod 0600 "$KUBECONFIG_PATH"
+  [ -n "$gpu_nodes" ] && nodes "$gpu_nodes"
+  echo "KUBECONFIG=$KUBECONFIG_PATH"
+}
+
+# One kwok GPU node, in the shape GPU Feature Discovery labels real ones: every fourth an 8x H100 SXM host
+# (x86_64), the others a Lambda GH200 (one H100 96 GB on an arm64 Grace CPU).
+gpu_node() {
+  local i=$1 name product count arch itype memory
+  name=$(printf 'kwok-gpu-%04d' "$i")
+  if [ $((i % 4)) -eq 0 ]; then
+    product=NVIDIA-H100-80GB-HBM3 count=8 arch=amd64 itype=gpu_8x_h100_sxm5 memory=81559
+  else
+    product=NVIDIA-GH200-480GB count=1 arch=arm64 itype=gpu_1x_gh200 memory=97871
+  fi
+  cat <<EOF
+- apiVersion: v1
+  kind: Node
+  metadata:
+    name: $name
+    annotations:
+      kwok.x-k8s.io/node: fake
+      node.alpha.kubernetes.io/ttl: "0"
+    labels:
+      type: kwok
+      gpu: "true"
+      kubernetes.io/hostname: $name
+      kubernetes.io/os: linux
+      kubernetes.io/arch: $arch
+      node.kubernetes.io/instance-type: $itype
+      nvidia.com/gpu.present: "true"
+      nvidia.com/gpu.product: $product
+      nvidia.com/gpu.count: "$count"
+      nvidia.com/gpu.memory: "$memory"
+  spec:
+    taints:
+      - key: kwok.x-k8s.io/node
+        value: fake
+        effect: NoSchedule
+  status:
+    capacity: {cpu: "64", memory: 480Gi, pods: "110", nvidia.com/gpu: "$count"}
+    allocatable: {cpu: "64", memory: 480Gi, pods: "110", nvidia.com/gpu: "$count"}
+EOF
+}
+
+nodes() {
+  local want=$1 have i j batch
+  [[ "$want" =~ ^[0-9]+$ ]] || die "nodes takes a count, not '$want'"
+  have=$(kubectl get nodes -l type=kwok -o name | wc -l)
+  if [ "$have" -gt "$want" ]; then
+    # One DeleteCollection call for all of them (deleting ~1000 nodes one by one takes minutes), then refill.
+    log "removing the $have kwok GPU nodes"
+    kubectl delete --raw "/api/v1/nodes?labelSelector=type%3Dkwok" >/dev/null
+    have=0
+  fi
+  if [ "$have" -lt "$want" ]; then
+    log "adding kwok GPU nodes $((have + 1))..$want"
+    for ((i = have + 1; i <= want; i += 250)); do
+      batch=$((i + 249 > want ? want : i + 249))
+      { echo "apiVersion: v1"; echo "kind: List"; echo "items:"
+        for ((j = i; j <= batch; j++)); do gpu_node "$j"; done; } | kubectl create -f - >/dev/null
+    done
+  fi
+  # kwok marks each node Ready on its next pass
+  local waited=0 ready
+  while :; do
+    ready=$(kubectl get nodes -l type=kwok --no-headers 2>/dev/null | awk '$2 == "Ready"' | wc -l)
+    [ "$ready" -ge "$want" ] && break
+    [ $waited -ge 180 ] && die "only $ready of $want kwok GPU nodes became Ready in 180 s (log: $CLUSTER_DIR/logs/kwok-controller.log)"
+    sleep 1; waited=$((waited + 1))
+  done
+  log "$want kwok GPU nodes Ready"
+}
+
+# Stop kube-apiserver (SIGTERM, then SIGKILL after 10 s), wait until it is gone, then let kwokctl start
+# what is down again (kube-controller-manager and kube-scheduler may exit while it is away).
+restart_apiserver() {
+  local pid waited=0
+  pid=$(cat "$CLUSTER_DIR/pids/kube-apiserver.pid")
+  kill -TERM "$pid"
+  # Open watches hold a graceful shutdown for up to a minute; after 10 s, stop it as a crash would.
+  while kill -0 "$pid" 2>/dev/null; do
+    [ $waited -eq 10 ] && kill -KILL "$pid" 2>/dev/null
+    [ $waited -ge 30 ] && die "kube-apiserver (pid $pid) did not exit"
+    sleep 1; waited=$((waited + 1))
+  done
+  api_ready && die "an API server still answers after kube-apiserver (pid $pid) exited"
+  kwokctl start cluster >/dev/null 2>&1 || die "kwokctl could not start kube-apiserver again (logs: $CLUSTER_DIR/logs)"
+  wait_api
+  log "kube-apiserver restarted (was pid $pid, now $(cat "$CLUSTER_DIR/pids/kube-apiserver.pid"))"
+}
+
+down() {
+  if [ -d "$CLUSTER_DIR" ]; then
+    kwokctl delete cluster --kubeconfig "$KWOK_WORKDIR/kubeconfig.yaml" >/dev/null 2>&1 || true
+    rm -rf "$CLUSTER_DIR"
+    log "cluster $NAME deleted"
+  else
+    log "no cluster $NAME"
+  fi
+}
+
+status() {
+  if api_ready; then
+    echo "cluster $NAME: running ($(kubectl get nodes --no-headers | wc -l) nodes)"
+    echo "KUBECONFIG=$KUBECONFIG_PATH"
+  else
+    echo "cluster $NAME: not running"
+    return 1
+  fi
+}
+
+cmd=${1:-}; shift || true
+case "$cmd" in
+  up)
+    gpu=""
+    while [ $# -gt 0 ]; do
+      case "$1" in
+        --gpu-nodes) gpu=${2:?--gpu-nodes takes a count}; shift 2 ;;
+        *) die "unknown option '$1' (up [--gpu-nodes N])" ;;
+      esac
+    done
+    up "$gpu" ;;
+  nodes) nodes "${1:?nodes takes a count}" ;;
+  restart-apiserver) restart_apiserver ;;
+  down) down ;;
+  status) status ;;
+  *) die "usage: scripts/lab-cluster.sh up [--gpu-nodes N] | nodes N | restart-apiserver | down | status" ;;
+esac
