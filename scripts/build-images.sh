@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local container images that the lab and the tests use. No registry is reached:
 #   sophia-platform/base:bookworm-KEY   Debian bookworm minbase rootfs (debootstrap) brought in with docker import
+#   sophia-platform/pause:KEY           the lab cluster's pod sandbox image: one static binary (lab/images/pause)
 #   sophia-platform/mcp-server:KEY      the sample MCP server (official mcp SDK) layered on it with docker build,
 #                                       also tagged :lab (the tag the sample stack names)
 # KEY is a content key over every input of the image, so an image is rebuilt only when an input changes.
@@ -76,5 +77,20 @@ build_mcp_server() {
   printf '%s\n' "$image" >"$SOPHIA_CACHE/images/mcp-server.current"
 }
 
+build_pause() {
+  local src="$ROOT/lab/images/pause/pause.c" key image ctx
+  key=$( { gcc --version | head -n 1; cat "$src"; } | sha256sum | cut -c1-12)
+  image="sophia-platform/pause:$key"
+  if ! image_exists "$image"; then
+    step "building $image"
+    ctx=$(mktemp -d)
+    gcc -static -O2 -o "$ctx/pause" "$src" || { rm -rf "$ctx"; die "gcc could not build $src (apt-get install gcc libc6-dev)."; }
+    tar -C "$ctx" --owner=0 --group=0 -c pause | docker import --change 'ENTRYPOINT ["/pause"]' - "$image" >/dev/null
+    rm -rf "$ctx"
+  fi
+  printf '%s\n' "$image" >"$SOPHIA_CACHE/images/pause.current"
+}
+
 build_base
+build_pause
 build_mcp_server

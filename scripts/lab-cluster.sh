@@ -12,6 +12,13 @@
 # kube-controller-manager and kube-scheduler built from Go source at pinned versions, run as local processes
 # by `kwokctl --runtime binary` with local binary paths, and the kwok controller managing the fake GPU nodes.
 # Nothing is mocked: the API server, scheduler and controllers are the upstream programs.
+#
+# The real node ("agent", unless SOPHIA_LAB_AGENT=0): a kubelet and kube-proxy (iptables mode) built from the
+# same source, on this machine, with their own containerd (Debian's package, own socket and state, beside the
+# Docker Engine's), Debian's CNI plugins (a bridge with host-local IPAM: one node, so no flannel), the locally
+# built pause image as the sandbox image, and the lab images imported from the Docker Engine. It is labelled
+# gpu=true and advertises nvidia.com/gpu through a node status patch (a stand-in: no GPU exists here), and its
+# containerd has a runtime handler `nvidia` that runs runc (a stand-in for the NVIDIA container runtime).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/lib.sh
@@ -28,6 +35,15 @@ KUBECONFIG_PATH="$CLUSTER_DIR/kubeconfig.yaml"
 # K3s's defaults, so that the lab looks like the clusters the collection installs.
 POD_CIDR=10.42.0.0/16
 SERVICE_CIDR=10.43.0.0/16
+CLUSTER_DNS=10.43.0.10
+AGENT=${SOPHIA_LAB_AGENT:-1}
+AGENT_NAME=sophia-lab-agent
+AGENT_POD_SUBNET=10.42.0.0/24
+AGENT_GPUS=${SOPHIA_LAB_AGENT_GPUS:-4}
+AGENT_STATE=${SOPHIA_LAB_ROOT:-/var/lib/sophia-lab}
+AGENT_RUN=/run/sophia-lab
+AGENT_ETC="$SOPHIA_CACHE/lab-node"
+CTRD_SOCK="$AGENT_RUN/containerd.sock"
 
 kubectl() { "$KUBE/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 kwokctl() { "$BIN/kwokctl" --name "$NAME" "$@"; }
@@ -87,6 +103,7 @@ up() {
     wait_api
   fi
   chmod 0600 "$KUBECONFIG_PATH"
+  agent_up
   [ -n "$gpu_nodes" ] && nodes "$gpu_nodes"
   echo "KUBECONFIG=$KUBECONFIG_PATH"
 }
@@ -160,6 +177,130 @@ nodes() {
   log "$want kwok GPU nodes Ready"
 }
 
+ctr() { command ctr -a "$CTRD_SOCK" -n k8s.io "$@"; }
+
+agent_pid_alive() { [ -f "$AGENT_ETC/$1.pid" ] && kill -0 "$(cat "$AGENT_ETC/$1.pid")" 2>/dev/null; }
+
+agent_start() { # NAME COMMAND...: start a daemon in its own session, log and pid in $AGENT_ETC
+  local name=$1; shift
+  agent_pid_alive "$name" && return 0
+  setsid nohup "$@" >>"$AGENT_ETC/$name.log" 2>&1 </dev/null &
+  echo $! >"$AGENT_ETC/$name.pid"
+}
+
+write_agent_config() {
+  local pause=$1
+  mkdir -p "$AGENT_ETC/cni" "$AGENT_STATE" "$AGENT_RUN"
+  # restrict_oom_score_adj: these machines' capability bounding set lacks CAP_SYS_RESOURCE, so runc cannot
+  # give a sandbox the negative OOM score the CRI plugin asks for ("can't get final child's PID from pipe").
+  cat >"$AGENT_ETC/containerd.toml" <<TOML
+version = 2
+root = "$AGENT_STATE/containerd"
+state = "$AGENT_RUN/containerd"
+[grpc]
+  address = "$CTRD_SOCK"
+[plugins."io.containerd.grpc.v1.cri"]
+  restrict_oom_score_adj = true
+  sandbox_image = "docker.io/$pause"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+    # Lab stand-in for the NVIDIA container runtime: same handler name, plain runc underneath.
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia]
+      runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$AGENT_ETC/cni"
+TOML
+  cat >"$AGENT_ETC/cni/10-sophia-lab.conflist" <<JSON
+{"cniVersion": "0.4.0", "name": "sophia-lab", "plugins": [
+  {"type": "bridge", "bridge": "cni-sophia0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$AGENT_POD_SUBNET"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+  {"type": "portmap", "capabilities": {"portMappings": true}}
+]}
+JSON
+  cat >"$AGENT_ETC/kubelet.yaml" <<YAML
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupDriver: cgroupfs
+failSwapOn: false
+# These machines run cgroup v1 (in maintenance since Kubernetes 1.31); 1.34 still runs on it when told so.
+failCgroupV1: false
+containerRuntimeEndpoint: unix://$CTRD_SOCK
+clusterDomain: cluster.local
+clusterDNS: [$CLUSTER_DNS]
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $CLUSTER_DIR/pki/ca.crt}
+authorization: {mode: Webhook}
+evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%"}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+serializeImagePulls: false
+readOnlyPort: 0
+YAML
+}
+
+import_images() { # the lab images the Docker Engine has, into the agent's containerd (skipped when present)
+  local img missing=()
+  for img in "$@"; do
+    ctr images ls -q | grep -qx "docker.io/$img" || missing+=("$img")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "importing ${missing[*]} into the agent's containerd"
+  docker save "${missing[@]}" | ctr images import - >/dev/null || die "could not import ${missing[*]} into the agent's containerd"
+}
+
+agent_up() {
+  [ "$AGENT" = 1 ] || return 0
+  local pause mcp waited=0
+  pause=$(cat "$SOPHIA_CACHE/images/pause.current" 2>/dev/null) || die "no pause image: run scripts/setup.sh images first."
+  mcp=$(cat "$SOPHIA_CACHE/images/mcp-server.current" 2>/dev/null) || die "no sample MCP image: run scripts/setup.sh images first."
+  command -v containerd >/dev/null && [ -x /usr/lib/cni/bridge ] && command -v conntrack >/dev/null \
+    || die "the agent needs containerd, containernetworking-plugins and conntrack: run scripts/setup.sh apt."
+  write_agent_config "$pause"
+  agent_start containerd containerd --config "$AGENT_ETC/containerd.toml"
+  until [ -S "$CTRD_SOCK" ] && ctr version >/dev/null 2>&1; do
+    [ $waited -ge 30 ] && { tail -n 15 "$AGENT_ETC/containerd.log" >&2; die "the agent's containerd did not start (log: $AGENT_ETC/containerd.log)"; }
+    sleep 1; waited=$((waited + 1))
+  done
+  import_images "$pause" "$mcp" sophia-platform/mcp-server:lab
+  agent_start kubelet "$KUBE/kubelet" --config "$AGENT_ETC/kubelet.yaml" --kubeconfig "$KUBECONFIG_PATH" \
+    --root-dir "$AGENT_STATE/kubelet" --cert-dir "$AGENT_ETC/pki" --hostname-override "$AGENT_NAME" \
+    --node-labels "gpu=true,sophia.ai/lab-node=real"
+  agent_start kube-proxy "$KUBE/kube-proxy" --kubeconfig "$KUBECONFIG_PATH" --hostname-override "$AGENT_NAME" \
+    --cluster-cidr "$POD_CIDR" --proxy-mode iptables
+  waited=0
+  until [ "$(kubectl get node "$AGENT_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]; do
+    [ $waited -ge 90 ] && { tail -n 15 "$AGENT_ETC/kubelet.log" >&2; die "the agent node did not become Ready in 90 s (log: $AGENT_ETC/kubelet.log)"; }
+    sleep 1; waited=$((waited + 1))
+  done
+  # Stand-in for the NVIDIA device plugin: advertise GPUs through the node's status (no GPU exists here).
+  kubectl patch node "$AGENT_NAME" --subresource=status --type=merge \
+    -p "{\"status\":{\"capacity\":{\"nvidia.com/gpu\":\"$AGENT_GPUS\"}}}" >/dev/null
+  printf 'apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: nvidia\nhandler: nvidia\n' | kubectl apply -f - >/dev/null
+  log "agent $AGENT_NAME Ready (real pods; $AGENT_GPUS stand-in GPUs; runtime class nvidia)"
+}
+
+agent_down() {
+  local name t
+  for name in kube-proxy kubelet; do
+    if agent_pid_alive "$name"; then kill "$(cat "$AGENT_ETC/$name.pid")"; fi
+  done
+  if [ -S "$CTRD_SOCK" ]; then
+    for t in $(ctr tasks ls -q 2>/dev/null); do ctr tasks kill -s KILL "$t" >/dev/null 2>&1 || true; done
+    sleep 1
+  fi
+  if agent_pid_alive containerd; then kill "$(cat "$AGENT_ETC/containerd.pid")"; sleep 1; fi
+  # pods' volume and sandbox mounts first: never rm -rf through a mount
+  grep -E " ($AGENT_STATE|$AGENT_RUN)" /proc/mounts | awk '{print $2}' | sort -r | xargs -r umount -l 2>/dev/null || true
+  if [ -x "$KUBE/kube-proxy" ]; then "$KUBE/kube-proxy" --cleanup >/dev/null 2>&1 || true; fi
+  ip link del cni-sophia0 2>/dev/null || true
+  rm -rf "$AGENT_STATE" "$AGENT_RUN" /var/lib/cni/networks/sophia-lab "$AGENT_ETC"/*.pid
+}
+
 # Stop kube-apiserver (SIGTERM, then SIGKILL after 10 s), wait until it is gone, then let kwokctl start
 # what is down again (kube-controller-manager and kube-scheduler may exit while it is away).
 restart_apiserver() {
@@ -179,6 +320,7 @@ restart_apiserver() {
 }
 
 down() {
+  agent_down
   if [ -d "$CLUSTER_DIR" ]; then
     kwokctl delete cluster --kubeconfig "$KWOK_WORKDIR/kubeconfig.yaml" >/dev/null 2>&1 || true
     rm -rf "$CLUSTER_DIR"
