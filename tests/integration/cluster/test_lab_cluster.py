@@ -97,11 +97,10 @@ def test_objects_survive_an_apiserver_restart(api, repo, namespace):
 
 
 def _try(call):
+    """The call's result, or None while the API server is still coming back (API or urllib3 errors)."""
     try:
         return call()
-    except (kubernetes.client.ApiException, OSError, kubernetes.client.exceptions.ApiException):
-        return None
-    except Exception:  # urllib3 errors while the API server comes back  # pylint: disable=broad-except
+    except Exception:  # pylint: disable=broad-except
         return None
 
 
