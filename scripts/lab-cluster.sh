@@ -82,8 +82,8 @@ up() {
     mkdir -p "$KWOK_WORKDIR"
     # kwok only manages the fake nodes (real kubelets manage theirs). One instance of each controller, so no
     # leader election: with it, kube-controller-manager and kube-scheduler exit when the API server is away
-    # for a few seconds, and nothing here restarts them. kwokctl 0.8.0 indexes extra args
-    # by their position: every component's first --extra-args must come before any component's second.
+    # for a few seconds, and nothing here restarts them. kwokctl 0.8.0 indexes extra args by their position:
+    # every component's first --extra-args must come before any component's second.
     kwokctl create cluster --runtime binary \
       --kube-apiserver-binary "$KUBE/kube-apiserver" \
       --kube-controller-manager-binary "$KUBE/kube-controller-manager" \

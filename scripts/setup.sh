@@ -141,6 +141,8 @@ pin() { sed -n "s/^$1==//p" "$ROOT/requirements/constraints.txt"; }
 # go.mod can be repeated, which `go install pkg@version` refuses) and cached as $SOPHIA_CACHE/bin/NAME-VERSION.
 ensure_go_tools() {
   local name module version replaces bin wrap log
+  # Go's module and build caches live in the one cache directory too (a cold cache is a cold build).
+  export GOMODCACHE="$SOPHIA_CACHE/go/mod" GOCACHE="$SOPHIA_CACHE/go/build" GOFLAGS=-modcacherw CGO_ENABLED=0
   while read -r name module version replaces; do
     case "$name" in ''|\#*) continue ;; esac
     if [ "$name" = kubernetes ]; then build_kubernetes "$version" "$replaces"; continue; fi
@@ -152,11 +154,10 @@ ensure_go_tools() {
       rm -rf "$wrap"; mkdir -p "$wrap" "$SOPHIA_CACHE/bin"
       (
         cd "$wrap"
-        export GOMODCACHE="$SOPHIA_CACHE/go/mod" GOCACHE="$SOPHIA_CACHE/go/build" GOFLAGS=-modcacherw
         go mod init "sophia.local/tools/$name" >/dev/null 2>&1
         for r in $replaces; do go mod edit -replace="$r"; done
         go get -tool "$module@$version"
-        CGO_ENABLED=0 go build -trimpath -o "$bin.tmp" "$module"
+        go build -trimpath -o "$bin.tmp" "$module"
         mv "$bin.tmp" "$bin"
       ) >"$log" 2>&1 || { tail -n 20 "$log" >&2; die "building $name $version failed (log: $log)."; }
     fi
@@ -177,7 +178,6 @@ build_kubernetes() {
     mkdir -p "$wrap" "$dir"
     (
       set -e
-      export GOMODCACHE="$SOPHIA_CACHE/go/mod" GOCACHE="$SOPHIA_CACHE/go/build" GOFLAGS=-modcacherw CGO_ENABLED=0
       cd "$wrap"
       if [ ! -f go.mod ]; then
         go mod init sophia.local/lab/kubernetes
@@ -198,7 +198,10 @@ build_kubernetes() {
       ld="$ld -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
       ld="$ld -X k8s.io/client-go/pkg/version.gitVersion=$version"
       local pkgs=(); for c in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
-      go build -trimpath -ldflags "$ld" -o "$dir/" "${pkgs[@]}"
+      # into a scratch folder first, so that a build cut short never leaves a binary that looks complete
+      rm -rf "$dir.tmp"; mkdir -p "$dir.tmp"
+      go build -trimpath -ldflags "$ld" -o "$dir.tmp/" "${pkgs[@]}"
+      mv "$dir.tmp"/* "$dir/"; rmdir "$dir.tmp"
     ) >"$log" 2>&1 || { tail -n 20 "$log" >&2; die "building Kubernetes $version failed (log: $log)."; }
   fi
   ln -sfn "$dir" "$SOPHIA_CACHE/bin/kubernetes"

@@ -8,22 +8,13 @@ the GPU nodes are kwok's (no GPU exists here), and the tests say so where it mat
 from __future__ import annotations
 
 import subprocess
-import time
 import uuid
 
 import pytest
 
+from .lab import GPU_NODES, lab_cluster
+
 kubernetes = pytest.importorskip("kubernetes")
-
-GPU_NODES = 8
-
-
-def lab_cluster(repo, *args: str) -> str:
-    res = subprocess.run(
-        [str(repo / "scripts" / "lab-cluster.sh"), *args], capture_output=True, text=True, timeout=600, check=False
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    return res.stdout
 
 
 @pytest.fixture(scope="session")
@@ -51,14 +42,3 @@ def namespace(api):
     core.create_namespace({"metadata": {"name": name}})
     yield name
     core.delete_namespace(name)
-
-
-def wait_for(predicate, timeout: float = 60.0, interval: float = 0.5, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)

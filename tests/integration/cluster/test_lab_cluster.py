@@ -7,9 +7,10 @@ are kwok nodes (no GPU exists on these machines); kwok marks their pods Running 
 
 from __future__ import annotations
 
+import kubernetes
 import pytest
 
-from .conftest import GPU_NODES, kubernetes, lab_cluster, wait_for
+from .lab import GPU_NODES, lab_cluster, wait_for
 
 pytestmark = pytest.mark.integration
 

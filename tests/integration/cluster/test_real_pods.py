@@ -15,10 +15,11 @@ import time
 import urllib.request
 import uuid
 
+import kubernetes
 import pytest
 from mcp import Client
 
-from .conftest import kubernetes, wait_for
+from .lab import wait_for
 
 pytestmark = pytest.mark.integration
 
