@@ -4,6 +4,9 @@
 #   sophia-platform/pause:KEY           the lab cluster's pod sandbox image: one static binary (lab/images/pause)
 #   sophia-platform/mcp-server:KEY      the sample MCP server (official mcp SDK) layered on it with docker build,
 #                                       also tagged :lab (the tag the sample stack names)
+#   sophia-platform/ADDON:VERSION-KEY   the lab cluster's add-ons (coredns, local-path-provisioner): the Go
+#                                       binary that scripts/setup.sh built at the version that
+#                                       requirements/go-tools.txt pins, alone in an image
 # KEY is a content key over every input of the image, so an image is rebuilt only when an input changes.
 # Debian packages come from the mirror the host's apt already uses; Python wheels from a host-side
 # wheelhouse (containers cannot verify TLS to the package index here, and should not need to).
@@ -91,6 +94,27 @@ build_pause() {
   printf '%s\n' "$image" >"$SOPHIA_CACHE/images/pause.current"
 }
 
+# One static Go binary (built by scripts/setup.sh's go step) as /NAME in an image of its own.
+build_addon() {
+  local name=$1 version bin key image ctx
+  version=$(awk -v n="$name" '$1 == n {print $3}' "$ROOT/requirements/go-tools.txt")
+  bin="$SOPHIA_CACHE/bin/$name-$version"
+  [ -x "$bin" ] || die "$bin is missing: run scripts/setup.sh go first."
+  key=$(sha256sum "$bin" | cut -c1-12)
+  image="sophia-platform/$name:$version-$key"
+  if ! image_exists "$image"; then
+    step "building $image"
+    ctx=$(mktemp -d)
+    cp "$bin" "$ctx/$name"
+    tar -C "$ctx" --owner=0 --group=0 -c "$name" \
+      | docker import --change "ENTRYPOINT [\"/$name\"]" --change "LABEL sophia.ai/content-key=$key" - "$image" >/dev/null
+    rm -rf "$ctx"
+  fi
+  printf '%s\n' "$image" >"$SOPHIA_CACHE/images/$name.current"
+}
+
 build_base
+printf '%s\n' "$BASE_IMAGE" >"$SOPHIA_CACHE/images/base.current"
 build_pause
 build_mcp_server
+for addon in coredns local-path-provisioner; do build_addon "$addon"; done

@@ -19,6 +19,11 @@
 # built pause image as the sandbox image, and the lab images imported from the Docker Engine. It is labelled
 # gpu=true and advertises nvidia.com/gpu through a node status patch (a stand-in: no GPU exists here), and its
 # containerd has a runtime handler `nvidia` that runs runc (a stand-in for the NVIDIA container runtime).
+#
+# Add-ons, as pods on the real node from local images built from Go source (lab/addons/*.yaml, our own
+# manifests): CoreDNS at the cluster DNS address and the local-path provisioner with the default StorageClass
+# `local-path`. NetworkPolicy is enforced by kube-router's policy controller (the one K3s embeds in its agent),
+# run on the real node beside kube-proxy with its router and service proxy off.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/lib.sh
@@ -44,6 +49,10 @@ AGENT_STATE=${SOPHIA_LAB_ROOT:-/var/lib/sophia-lab}
 AGENT_RUN=/run/sophia-lab
 AGENT_ETC="$SOPHIA_CACHE/lab-node"
 CTRD_SOCK="$AGENT_RUN/containerd.sock"
+CLUSTER_DOMAIN=cluster.local
+# The first address of the service range: the `kubernetes` Service that pods reach the API server through.
+API_SERVICE_IP=10.43.0.1
+ADDONS_DIR="$ROOT/lab/addons"
 
 kubectl() { "$KUBE/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 kwokctl() { "$BIN/kwokctl" --name "$NAME" "$@"; }
@@ -103,9 +112,37 @@ up() {
     wait_api
   fi
   chmod 0600 "$KUBECONFIG_PATH"
+  serving_cert_for_pods
   agent_up
+  addons_up
   [ -n "$gpu_nodes" ] && nodes "$gpu_nodes"
   echo "KUBECONFIG=$KUBECONFIG_PATH"
+}
+
+# Pods reach the API server as https://$API_SERVICE_IP (the `kubernetes` Service) and check its certificate
+# against the cluster CA; kwokctl's serving certificate does not name that address (it has no option for
+# extra names), so the lab reissues it once, with the same key, subject and CA, adding the Service's address
+# and names, then restarts the API server.
+serving_cert_for_pods() {
+  local pki="$CLUSTER_DIR/pki" sans tmp pid
+  openssl x509 -in "$pki/admin.crt" -noout -ext subjectAltName 2>/dev/null | grep -q "IP Address:$API_SERVICE_IP\b" && return 0
+  log "adding $API_SERVICE_IP to the API server's certificate (in-cluster clients connect to it)"
+  sans=$(openssl x509 -in "$pki/admin.crt" -noout -ext subjectAltName | tail -n +2 | sed 's/ //g; s/IPAddress:/IP:/g')
+  tmp=$(mktemp -d)
+  printf 'subjectAltName=%s,IP:%s\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=critical,CA:FALSE\n' \
+    "$sans" "$API_SERVICE_IP" >"$tmp/ext.cnf"
+  openssl req -new -key "$pki/admin.key" -subj "/O=system:masters/CN=kwok-admin" -out "$tmp/csr.pem" 2>/dev/null \
+    && openssl x509 -req -in "$tmp/csr.pem" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial -days 36500 \
+      -extfile "$tmp/ext.cnf" -out "$tmp/admin.crt" 2>/dev/null \
+    || { rm -rf "$tmp"; die "could not reissue the API server's certificate in $pki (openssl)"; }
+  install -m 0644 "$tmp/admin.crt" "$pki/admin.crt"
+  rm -rf "$tmp"
+  # A fresh control plane: no client to drain, so stop it at once and let kwokctl start what is down.
+  pid=$(cat "$CLUSTER_DIR/pids/kube-apiserver.pid")
+  kill -KILL "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+  kwokctl start cluster >/dev/null 2>&1 || die "kwokctl could not start kube-apiserver again (logs: $CLUSTER_DIR/logs)"
+  wait_api
 }
 
 # One kwok GPU node, in the shape GPU Feature Discovery labels real ones: every fourth an 8x H100 SXM host
@@ -213,11 +250,14 @@ state = "$AGENT_RUN/containerd"
     bin_dir = "/usr/lib/cni"
     conf_dir = "$AGENT_ETC/cni"
 TOML
+  # firewall: the Docker Engine sets the FORWARD policy to DROP, and bridged pod-to-pod traffic passes FORWARD
+  # (br_netfilter); the plugin accepts each pod's traffic there, as it does on hosts that run Docker beside CNI.
   cat >"$AGENT_ETC/cni/10-sophia-lab.conflist" <<JSON
 {"cniVersion": "0.4.0", "name": "sophia-lab", "plugins": [
   {"type": "bridge", "bridge": "cni-sophia0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
    "ipam": {"type": "host-local", "ranges": [[{"subnet": "$AGENT_POD_SUBNET"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
-  {"type": "portmap", "capabilities": {"portMappings": true}}
+  {"type": "portmap", "capabilities": {"portMappings": true}},
+  {"type": "firewall", "backend": "iptables"}
 ]}
 JSON
   cat >"$AGENT_ETC/kubelet.yaml" <<YAML
@@ -244,9 +284,10 @@ YAML
 }
 
 import_images() { # the lab images the Docker Engine has, into the agent's containerd (skipped when present)
-  local img missing=()
+  local img have missing=()
+  have=$(ctr images ls -q)
   for img in "$@"; do
-    ctr images ls -q | grep -qx "docker.io/$img" || missing+=("$img")
+    grep -qx "docker.io/$img" <<<"$have" || missing+=("$img")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   log "importing ${missing[*]} into the agent's containerd"
@@ -259,14 +300,15 @@ agent_up() {
   pause=$(cat "$SOPHIA_CACHE/images/pause.current" 2>/dev/null) || die "no pause image: run scripts/setup.sh images first."
   mcp=$(cat "$SOPHIA_CACHE/images/mcp-server.current" 2>/dev/null) || die "no sample MCP image: run scripts/setup.sh images first."
   command -v containerd >/dev/null && [ -x /usr/lib/cni/bridge ] && command -v conntrack >/dev/null \
-    || die "the agent needs containerd, containernetworking-plugins and conntrack: run scripts/setup.sh apt."
+    && command -v ipset >/dev/null && [ -x "$BIN/kube-router" ] \
+    || die "the agent needs containerd, containernetworking-plugins, conntrack, ipset and kube-router: run scripts/setup.sh."
   write_agent_config "$pause"
   agent_start containerd containerd --config "$AGENT_ETC/containerd.toml"
   until [ -S "$CTRD_SOCK" ] && ctr version >/dev/null 2>&1; do
     [ $waited -ge 30 ] && { tail -n 15 "$AGENT_ETC/containerd.log" >&2; die "the agent's containerd did not start (log: $AGENT_ETC/containerd.log)"; }
     sleep 1; waited=$((waited + 1))
   done
-  import_images "$pause" "$mcp" sophia-platform/mcp-server:lab
+  import_images "$pause" "$mcp" sophia-platform/mcp-server:lab $(addon_images)
   agent_start kubelet "$KUBE/kubelet" --config "$AGENT_ETC/kubelet.yaml" --kubeconfig "$KUBECONFIG_PATH" \
     --root-dir "$AGENT_STATE/kubelet" --cert-dir "$AGENT_ETC/pki" --hostname-override "$AGENT_NAME" \
     --node-labels "gpu=true,sophia.ai/lab-node=real"
@@ -277,6 +319,11 @@ agent_up() {
     [ $waited -ge 90 ] && { tail -n 15 "$AGENT_ETC/kubelet.log" >&2; die "the agent node did not become Ready in 90 s (log: $AGENT_ETC/kubelet.log)"; }
     sleep 1; waited=$((waited + 1))
   done
+  # NetworkPolicy: kube-router's policy controller alone (iptables and ipsets), as K3s runs it in its agent.
+  # It looks its node up when it starts, so it starts once the node has registered.
+  agent_start kube-router "$BIN/kube-router" --kubeconfig "$KUBECONFIG_PATH" --hostname-override "$AGENT_NAME" \
+    --run-firewall=true --run-router=false --run-service-proxy=false --enable-cni=false \
+    --service-cluster-ip-range "$SERVICE_CIDR" --health-port 20244 --metrics-port 0
   # Stand-in for the NVIDIA device plugin: advertise GPUs through the node's status (no GPU exists here).
   kubectl patch node "$AGENT_NAME" --subresource=status --type=merge \
     -p "{\"status\":{\"capacity\":{\"nvidia.com/gpu\":\"$AGENT_GPUS\"}}}" >/dev/null
@@ -284,9 +331,52 @@ agent_up() {
   log "agent $AGENT_NAME Ready (real pods; $AGENT_GPUS stand-in GPUs; runtime class nvidia)"
 }
 
+image_of() { cat "$SOPHIA_CACHE/images/$1.current" 2>/dev/null || die "no $1 image: run scripts/setup.sh images first."; }
+
+addon_images() { local n; for n in base coredns local-path-provisioner; do image_of "$n"; done; }
+
+go_version_of() { awk -v n="$1" '$1 == n {print $3}' "$ROOT/requirements/go-tools.txt"; }
+
+render_addons() {
+  local f
+  for f in "$ADDONS_DIR"/*.yaml; do
+    echo "---"
+    sed -e "s|@COREDNS_IMAGE@|docker.io/$(image_of coredns)|g" -e "s|@COREDNS_VERSION@|$(go_version_of coredns)|g" \
+      -e "s|@LPP_IMAGE@|docker.io/$(image_of local-path-provisioner)|g" -e "s|@LPP_VERSION@|$(go_version_of local-path-provisioner)|g" \
+      -e "s|@HELPER_IMAGE@|docker.io/$(image_of base)|g" -e "s|@STORAGE_DIR@|$AGENT_STATE/storage|g" \
+      -e "s|@CLUSTER_DNS@|$CLUSTER_DNS|g" -e "s|@CLUSTER_DOMAIN@|$CLUSTER_DOMAIN|g" "$f"
+  done
+}
+
+# Applied with server-side apply (idempotent); skipped when the rendered manifests are the ones last applied
+# and every add-on is ready, so that reusing a running lab stays quick.
+addons_up() {
+  [ "$AGENT" = 1 ] || return 0
+  local rendered sum stamp="$CLUSTER_DIR/addons.sha256" w
+  rendered=$(render_addons)
+  sum=$(printf '%s' "$rendered" | sha256sum | cut -c1-64)
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ] && addons_ready; then return 0; fi
+  printf '%s\n' "$rendered" | kubectl apply --server-side --force-conflicts --field-manager sophia-lab -f - >/dev/null \
+    || die "could not apply the lab's add-ons (lab/addons/*.yaml)"
+  for w in deployment/coredns deployment/local-path-provisioner; do
+    kubectl -n kube-system rollout status "$w" --timeout=120s >/dev/null 2>&1 || {
+      kubectl -n kube-system get pods -o wide >&2
+      die "add-on $w did not become ready in 120 s (kubectl -n kube-system describe $w)"; }
+  done
+  printf '%s\n' "$sum" >"$stamp"
+  log "add-ons ready: CoreDNS at $CLUSTER_DNS, StorageClass local-path (default)"
+}
+
+addons_ready() {
+  local w
+  for w in deployment/coredns deployment/local-path-provisioner; do
+    kubectl -n kube-system rollout status "$w" --timeout=1s >/dev/null 2>&1 || return 1
+  done
+}
+
 agent_down() {
   local name t
-  for name in kube-proxy kubelet; do
+  for name in kube-router kube-proxy kubelet; do
     if agent_pid_alive "$name"; then kill "$(cat "$AGENT_ETC/$name.pid")"; fi
   done
   if [ -S "$CTRD_SOCK" ]; then
@@ -297,6 +387,7 @@ agent_down() {
   # pods' volume and sandbox mounts first: never rm -rf through a mount
   grep -E " ($AGENT_STATE|$AGENT_RUN)" /proc/mounts | awk '{print $2}' | sort -r | xargs -r umount -l 2>/dev/null || true
   if [ -x "$KUBE/kube-proxy" ]; then "$KUBE/kube-proxy" --cleanup >/dev/null 2>&1 || true; fi
+  if [ -x "$BIN/kube-router" ]; then "$BIN/kube-router" --cleanup-config >/dev/null 2>&1 || true; fi
   ip link del cni-sophia0 2>/dev/null || true
   rm -rf "$AGENT_STATE" "$AGENT_RUN" /var/lib/cni/networks/sophia-lab "$AGENT_ETC"/*.pid
 }

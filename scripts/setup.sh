@@ -39,7 +39,7 @@ check_disk() {
 # command -> package; only what the host itself needs (containers get theirs from debootstrap).
 # shellcheck disable=SC2206
 APT_PACKAGES=(docker.io debootstrap iptables ca-certificates git make gcc libc6-dev
-  containerd containernetworking-plugins conntrack ${SOPHIA_APT_EXTRA:-})
+  containerd containernetworking-plugins conntrack ipset ${SOPHIA_APT_EXTRA:-})
 
 ensure_apt_packages() {
   local missing=() pkg
