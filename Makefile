@@ -11,7 +11,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(SOPHIA_COLLECTIONS)
 export ANSIBLE_FORCE_COLOR ?= 0
 export PATH := $(VENV):$(SOPHIA_CACHE)/bin:$(PATH)
 
-.PHONY: help setup lab test lab-up lab-down constraints
+.PHONY: help setup lab test lab-up lab-down constraints bench-gpu bench-convert
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,6 +34,12 @@ lab-down: ## stop the lab cluster, remove the lab's stack and leave the Swarm (i
 
 test: setup ## set-up, then sanity, lint, unit, integration and molecule tests
 	@scripts/test.sh
+
+bench-gpu: setup ## gpu_node_check cluster mode over 10, 100 and 1,000 lab GPU nodes; last line JSON
+	@$(VENV)/python benchmarks/gpu_check.py
+
+bench-convert: setup ## compose_convert against bare kompose on 28 and 280 services; last line JSON
+	@$(VENV)/python benchmarks/convert.py
 
 constraints: setup ## re-pin requirements/constraints.txt from the project virtualenv
 	@{ echo "# Exact pins for requirements.txt (pip freeze of the project virtualenv; regenerate with 'make constraints')."; \
