@@ -1,6 +1,6 @@
 # Copyright (c) 2026 sophia_ai.platform contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The compose_convert runner: compose files -> kompose -> manifests -> plan -> write unless check mode.
+"""The compose_convert runner: compose files -> kompose -> manifests -> validation -> plan -> write unless check mode.
 
 Receives the subprocess runner as an argument (``subprocess.run`` by default) so that tests can drive it
 with the real kompose binary or a stand-in; raises :class:`PlatformError` and never calls ``fail_json``.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from ansible_collections.sophia_ai.platform.plugins.module_utils import _compose, _convert, _kompose, _manifests
+from ansible_collections.sophia_ai.platform.plugins.module_utils import _compose, _convert, _kompose, _manifests, _validation
 
 
 def run(params, check_mode=False, want_diff=False, runner=subprocess.run):
@@ -41,6 +41,10 @@ def run(params, check_mode=False, want_diff=False, runner=subprocess.run):
     converted = time.monotonic()
     manifests, summary, prerequisites = _convert.post_process(project, objects, options, warnings)
     files = _convert.render(manifests, summary)
+    rendered = time.monotonic()
+    items = [(name, manifests[(meta["kind"], meta["name"])]) for name, meta in sorted(files.items())]
+    validation, validation_timings = _validation.check(params, items, prerequisites, warnings)
+    validated = time.monotonic()
     result_plan = _manifests.plan(params["dest"], files)
     for name in result_plan.kept:
         warnings.append({"service": None, "key": "dest", "message": "%s was written by an earlier run and edited since: "
@@ -60,8 +64,11 @@ def run(params, check_mode=False, want_diff=False, runner=subprocess.run):
         "prerequisites": prerequisites,
         "conversion_warnings": warnings,
         "kompose": {"path": path, "version": version},
-        "timings": {"load_s": round(loaded - started, 4), "kompose_s": round(converted - loaded, 4),
-                    "post_s": round(finished - converted, 4), "total_s": round(finished - started, 4)},
+        "validation": validation,
+        "timings": dict({"load_s": round(loaded - started, 4), "kompose_s": round(converted - loaded, 4),
+                         "post_s": round(finished - converted - (validated - rendered), 4),
+                         "validation_s": round(validated - rendered, 4), "total_s": round(finished - started, 4)},
+                        **validation_timings),
     }
     if want_diff:
         result["diff"] = _manifests.diffs(result_plan)

@@ -6,7 +6,9 @@
 kubeconfig and context, a host with a token or client certificate, or the in-cluster service account.
 :meth:`K8sClient.list_all` lists one kind with pagination (``limit`` + ``continue``) and returns plain dicts:
 the response is read raw and parsed with ``json.loads`` instead of being deserialised into SDK model objects
-(for 1,000 nodes that is the difference between milliseconds and seconds).
+(for 1,000 nodes that is the difference between milliseconds and seconds). :meth:`K8sClient.get` (one raw GET,
+e.g. ``/openapi/v3``), :meth:`K8sClient.request` (any method; error statuses returned with their Status body) and
+:meth:`K8sClient.apply_dry_run` (server-side apply with ``dryRun=All``) send single requests the same way.
 
 Every HTTP request the SDK's REST client sends goes through ``request`` of its urllib3 pool manager, which is
 wrapped with a counter: :attr:`K8sClient.api_calls` is the number of requests sent, and ``K8sClient.requests`` lists them
@@ -124,6 +126,45 @@ class K8sClient:
         except ValueError:
             raise ApiError(f"GET {path} on {self.host} answered something that is not JSON: {data[:120]!r}",
                            object=path, reason="not_json") from None
+
+    def get(self, path, query=None):
+        """One GET of ``path`` (``query``: a list of (name, value)); the JSON answer as plain data, ApiError when
+        the server answers an error status or cannot be reached."""
+        return self._get(path, list(query or []))
+
+    def request(self, method, path, query=None, body=None, content_type="application/json"):
+        """One request; (HTTP status, the JSON answer or None). Error statuses are returned, not raised (the
+        caller reads the Status object); ApiError only when the server cannot be reached."""
+        api = self.api_client
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type  # the SDK's REST client writes dict bodies as JSON (also for +yaml)
+        method, url, headers, body, _post = api.param_serialize(
+            method, path, query_params=list(query or []), header_params=headers, body=body,
+            auth_settings=["BearerToken"])
+        try:
+            response = api.call_api(method, url, header_params=headers, body=body,
+                                    _request_timeout=self.request_timeout)
+            data = response.read()
+        except urllib3.exceptions.HTTPError as exc:
+            raise ApiError(f"could not reach the Kubernetes API at {self.host} ({method} {path}): {exc}. Check host / "
+                           "kubeconfig and that the API server runs.", object=path, reason=type(exc).__name__) from None
+        except k8s_sdk.ApiException as exc:  # TLS errors surface as ApiException(status=0)
+            raise ApiError(f"{method} {path} on {self.host} failed: {exc.reason}", object=path,
+                           reason=str(exc.reason), status=exc.status) from None
+        try:
+            parsed = json.loads(data) if data else None
+        except ValueError:
+            parsed = {"message": data.decode("utf-8", "replace")[:300]}
+        return response.status, parsed
+
+    def apply_dry_run(self, path, obj, field_manager, force=True):
+        """Server-side apply of ``obj`` at its object URL ``path`` with ``dryRun=All`` (nothing is persisted) and
+        strict field validation: (HTTP status, the object or the Status answered). One request."""
+        query = [("dryRun", "All"), ("fieldManager", field_manager), ("fieldValidation", "Strict")]
+        if force:
+            query.append(("force", "true"))
+        return self.request("PATCH", path, query, body=obj, content_type="application/apply-patch+yaml")
 
     def list_all(self, api_version, kind, namespace=None, label_selector=None, field_selector=None, limit=500):
         """Every object of one kind as plain dicts, in as few requests as ``limit`` allows.
