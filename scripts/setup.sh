@@ -12,7 +12,7 @@
 #   ${SOPHIA_CACHE:-$XDG_CACHE_HOME/sophia-platform}   (default ~/.cache/sophia-platform)
 #
 # Usage: scripts/setup.sh [STEP ...]   STEP: disk apt engine venv go images (default: all, in that order)
-# Settings (environment): SOPHIA_CACHE, SOPHIA_MIN_FREE_GB (10), SOPHIA_LAB_GPUS (4), SOPHIA_ENGINE_WAIT (60 s),
+# Settings (environment): SOPHIA_CACHE, SOPHIA_MIN_FREE_GB (16), SOPHIA_LAB_GPUS (4), SOPHIA_ENGINE_WAIT (60 s),
 #   SOPHIA_DOCKERD (the command that starts the engine, default dockerd), SOPHIA_APT_EXTRA (more Debian packages).
 set -euo pipefail
 
@@ -24,7 +24,7 @@ mkdir -p "$SOPHIA_CACHE"
 
 # 1. Disk ------------------------------------------------------------------------------------------
 check_disk() {
-  local need_gb=${SOPHIA_MIN_FREE_GB:-10} path free_kb
+  local need_gb=${SOPHIA_MIN_FREE_GB:-16} path free_kb
   for path in "$SOPHIA_CACHE" /var/lib; do
     free_kb=$(df -Pk "$path" | awk 'NR==2 {print $4}')
     if [ "$free_kb" -lt $((need_gb * 1024 * 1024)) ]; then
@@ -39,7 +39,7 @@ check_disk() {
 # command -> package; only what the host itself needs (containers get theirs from debootstrap).
 # shellcheck disable=SC2206
 APT_PACKAGES=(docker.io debootstrap iptables ca-certificates git make gcc libc6-dev
-  containerd containernetworking-plugins conntrack ipset ${SOPHIA_APT_EXTRA:-})
+  containerd containernetworking-plugins conntrack ipset haproxy ${SOPHIA_APT_EXTRA:-})
 
 ensure_apt_packages() {
   local missing=() pkg
