@@ -7,6 +7,9 @@
 #   sophia-platform/ADDON:VERSION-KEY   the lab cluster's add-ons (coredns, local-path-provisioner): the Go
 #                                       binary that scripts/setup.sh built at the version that
 #                                       requirements/go-tools.txt pins, alone in an image
+#   sophia-platform/nvidia-device-plugin:VERSION-KEY
+#                                       NVIDIA's k8s-device-plugin and gpu-feature-discovery (cgo, built by
+#                                       scripts/setup.sh) on the Debian base image, laid out as NVIDIA's image is
 # KEY is a content key over every input of the image, so an image is rebuilt only when an input changes.
 # Debian packages come from the mirror the host's apt already uses; Python wheels from a host-side
 # wheelhouse (containers cannot verify TLS to the package index here, and should not need to).
@@ -113,8 +116,41 @@ build_addon() {
   printf '%s\n' "$image" >"$SOPHIA_CACHE/images/$name.current"
 }
 
+# NVIDIA's device plugin for the lab (role nvidia_plugin): the commands scripts/setup.sh built with cgo (they link
+# glibc, so they sit on the Debian base image), in /usr/bin with the environment and entry point of NVIDIA's own
+# image (deployments/container/Dockerfile), so that the role's manifests run it unchanged.
+build_nvidia_device_plugin() {
+  local name=nvidia-device-plugin version cmds dir key image ctx c log="$SOPHIA_CACHE/docker-build-nvidia-device-plugin.log"
+  read -r version cmds < <(awk -v n="$name" '$1 == n {print $3, $4}' "$ROOT/requirements/go-tools.txt") \
+    || die "requirements/go-tools.txt has no $name line."
+  dir="$SOPHIA_CACHE/bin/$name-$version"
+  for c in ${cmds//,/ }; do [ -x "$dir/$c" ] || die "$dir/$c is missing: run scripts/setup.sh go first."; done
+  ctx=$(mktemp -d)
+  cat >"$ctx/Dockerfile" <<'DOCKERFILE'
+ARG BASE_IMAGE
+FROM $BASE_IMAGE
+ENV NVIDIA_DISABLE_REQUIRE=true NVIDIA_VISIBLE_DEVICES=all NVIDIA_DRIVER_CAPABILITIES=compute,utility
+COPY bin/ /usr/bin/
+ENTRYPOINT ["nvidia-device-plugin"]
+DOCKERFILE
+  key=$( { echo "$BASE_IMAGE"; cat "$ctx/Dockerfile"; for c in ${cmds//,/ }; do sha256sum "$dir/$c" | cut -c1-64; done; } | sha256sum | cut -c1-12)
+  image="sophia-platform/$name:$version-$key"
+  if ! image_exists "$image"; then
+    step "building $image"
+    mkdir "$ctx/bin" && for c in ${cmds//,/ }; do cp "$dir/$c" "$ctx/bin/"; done
+    if ! docker build --build-arg "BASE_IMAGE=$BASE_IMAGE" --label "sophia.ai/content-key=$key" \
+        --label "version=$version" -t "$image" "$ctx" >"$log" 2>&1; then
+      tail -n 20 "$log" >&2; rm -rf "$ctx"
+      die "docker build of $image failed (log: $log)."
+    fi
+  fi
+  rm -rf "$ctx"
+  printf '%s\n' "$image" >"$SOPHIA_CACHE/images/$name.current"
+}
+
 build_base
 printf '%s\n' "$BASE_IMAGE" >"$SOPHIA_CACHE/images/base.current"
 build_pause
 build_mcp_server
 for addon in coredns local-path-provisioner; do build_addon "$addon"; done
+build_nvidia_device_plugin

@@ -193,6 +193,12 @@ nodes() {
     # One DeleteCollection call for all of them (deleting ~1000 nodes one by one takes minutes), then refill.
     log "removing the $have kwok GPU nodes"
     kubectl delete --raw "/api/v1/nodes?labelSelector=type%3Dkwok" >/dev/null
+    # the deletion completes in the background: wait for it, or re-creating a name finds it still there
+    local waited=0
+    until [ "$(kubectl get nodes -l type=kwok -o name | wc -l)" -eq 0 ]; do
+      [ $waited -ge 120 ] && die "the kwok GPU nodes were not deleted in 120 s"
+      sleep 1; waited=$((waited + 1))
+    done
     have=0
   fi
   if [ "$have" -lt "$want" ]; then

@@ -146,6 +146,7 @@ ensure_go_tools() {
   while read -r name module version replaces; do
     case "$name" in ''|\#*) continue ;; esac
     if [ "$name" = kubernetes ]; then build_kubernetes "$version" "$replaces"; continue; fi
+    if [ "$name" = nvidia-device-plugin ]; then build_nvidia_device_plugin "$name" "$module" "$version" "$replaces"; continue; fi
     bin="$SOPHIA_CACHE/bin/$name-$version"
     if [ ! -x "$bin" ]; then
       command -v go >/dev/null || die "Go is needed to build $name $version (https://go.dev/doc/install); none is on PATH."
@@ -200,11 +201,42 @@ build_kubernetes() {
       local pkgs=(); for c in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
       # into a scratch folder first, so that a build cut short never leaves a binary that looks complete
       rm -rf "$dir.tmp"; mkdir -p "$dir.tmp"
-      go build -trimpath -ldflags "$ld" -o "$dir.tmp/" "${pkgs[@]}"
-      mv "$dir.tmp"/* "$dir/"; rmdir "$dir.tmp"
+      # set -e does not apply in a subshell whose status is tested (the || below): chain the last steps.
+      go build -trimpath -ldflags "$ld" -o "$dir.tmp/" "${pkgs[@]}" && mv "$dir.tmp"/* "$dir/" && rmdir "$dir.tmp"
     ) >"$log" 2>&1 || { tail -n 20 "$log" >&2; die "building Kubernetes $version failed (log: $log)."; }
   fi
   ln -sfn "$dir" "$SOPHIA_CACHE/bin/kubernetes"
+}
+
+# NVIDIA's k8s-device-plugin (the lab's device plugin image, role nvidia_plugin), built as NVIDIA's Makefile does:
+# inside its own module, so that its own go.sum vouches for its dependencies (it requires a pseudo-version of
+# nvidia-container-toolkit that the checksum database here does not answer for). Its commands (4th column) link
+# go-nvml, which opens libnvidia-ml.so with dlopen when it runs, so they need cgo (CGO_ENABLED=1 and gcc, for this
+# build alone) and the Makefile's linker flags (NVML's symbols resolve at run time, on a GPU host). The binaries
+# link glibc dynamically: scripts/build-images.sh packages them on the lab's Debian base image.
+build_nvidia_device_plugin() {
+  local name=$1 module=$2 version=$3 cmds=${4//,/ } dir="$SOPHIA_CACHE/bin/$1-$3" wrap="$SOPHIA_CACHE/go-wrappers/$1-$3"
+  local log="$SOPHIA_CACHE/go-$1-$3.log" missing=() pkgs=() c src
+  for c in $cmds; do [ -x "$dir/$c" ] || missing+=("$c"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    command -v go >/dev/null || die "Go is needed to build $name $version; none is on PATH."
+    command -v gcc >/dev/null || die "gcc is needed to build $name $version (cgo): run scripts/setup.sh apt."
+    step "building $name $version (${missing[*]}) with cgo from the Go module proxy (once; cached in $dir)"
+    local ld="-s -w '-extldflags=-Wl,--export-dynamic -Wl,--unresolved-symbols=ignore-in-object-files'"
+    ld="$ld -X $module/internal/info.version=$version"
+    for c in "${missing[@]}"; do pkgs+=("./cmd/$c"); done
+    rm -rf "$wrap"; mkdir -p "$wrap" "$dir"
+    # A chain, not set -e (which does not apply in a subshell whose status is tested with ||); the binaries go to
+    # a scratch folder first, so that a build cut short never leaves one that looks complete.
+    (
+      src=$(go mod download -json "$module@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p') \
+        && [ -n "$src" ] && cp -r "$src/." "$wrap/" && chmod -R u+w "$wrap" && cd "$wrap" \
+        && rm -rf "$dir.tmp" && mkdir -p "$dir.tmp" \
+        && CGO_ENABLED=1 go build -trimpath -ldflags "$ld" -o "$dir.tmp/" "${pkgs[@]}" \
+        && mv "$dir.tmp"/* "$dir/" && rmdir "$dir.tmp"
+    ) >"$log" 2>&1 || { tail -n 20 "$log" >&2; die "building $name $version failed (log: $log)."; }
+  fi
+  ln -sfn "$dir" "$SOPHIA_CACHE/bin/$name"
 }
 
 # 6. Images ----------------------------------------------------------------------------------------
