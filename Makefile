@@ -26,7 +26,8 @@ GPU_NODES ?= 8
 lab-up: setup ## start (or reuse) the lab cluster with GPU_NODES kwok GPU nodes; last line KUBECONFIG=<path>
 	@scripts/lab-cluster.sh up --gpu-nodes $(GPU_NODES)
 
-lab-down: ## stop the lab cluster, remove the lab's stack and leave the Swarm (images and caches stay)
+lab-down: ## stop the lab cluster and the front door, remove the lab's stack and leave the Swarm (images and caches stay)
+	-@test -f $(SOPHIA_CACHE)/lab/front-door/haproxy.pid && kill $$(cat $(SOPHIA_CACHE)/lab/front-door/haproxy.pid) 2>/dev/null
 	@scripts/lab-cluster.sh down
 	-@docker stack rm sophia 2>/dev/null
 	-@docker secret rm mcp_api_key 2>/dev/null

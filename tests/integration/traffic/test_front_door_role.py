@@ -1,0 +1,168 @@
+# Copyright (c) 2026 sophia_ai.platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The front_door role through ansible-playbook, in its lab daemon mode (no systemd on these machines), in front of
+two real sample MCP servers (containers of sophia-platform/mcp-server:lab on the local engine).
+
+Check mode on a fresh directory, converge twice (the second run must change nothing), check mode after it, the
+role's own MCP probe through the front door, a configuration that ``haproxy -c`` rejects, and a reload (a new
+service added) that keeps a switch traffic_switch made. The systemd mode needs systemd, which these machines lack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from .frontdoor import Backend, FrontDoor, Load, free_ports, mcp_call, run_playbook, stats, task_results
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def service(name, port, swarm_port, k3s_port):
+    return {"name": name, "port": port, "servers": [
+        {"name": "swarm", "address": "127.0.0.1", "port": swarm_port, "weight": 100},
+        {"name": "k3s", "address": "127.0.0.1", "port": k3s_port, "weight": 0}]}
+
+
+@pytest.fixture(scope="module")
+def role(engine, tmp_path_factory):
+    port_a, port_b, gong, slack = free_ports(4)
+    backends = {}
+    front_door = None
+    try:
+        for key, port in (("a", port_a), ("b", port_b)):
+            backends[key] = Backend(engine, f"sophia-frontdoor-{key}-{port}", f"mcp-frontdoor-{key}", port)
+        for backend in backends.values():
+            backend.wait()
+        front_door = FrontDoor(tmp_path_factory.mktemp("front-door-role"), [service("mcp-gong", gong, port_a, port_b)])
+        runs = {"check_fresh": front_door.converge(check=True, diff=True)}
+        runs["check_fresh_dir_exists"] = front_door.dir.exists()
+        runs["first"] = front_door.converge()
+        runs["second"] = front_door.converge()
+        runs["check_after"] = front_door.converge(check=True)
+        yield front_door, runs, {"a": port_a, "b": port_b, "gong": gong, "slack": slack}
+    finally:
+        if front_door:
+            front_door.stop()
+        for backend in backends.values():
+            backend.remove()
+
+
+def test_check_mode_on_a_fresh_host_creates_nothing(role):
+    front_door, runs, ports = role
+    rc, out = runs["check_fresh"]
+    assert rc == 0, out["stderr"][-3000:]
+    assert stats(out)["failures"] == 0
+    assert stats(out)["changed"] >= 2  # directory and configuration predicted
+    assert not runs["check_fresh_dir_exists"]
+
+
+def test_converge_twice_second_run_changes_nothing(role):
+    front_door, runs, ports = role
+    rc, first = runs["first"]
+    assert rc == 0, first["stderr"][-3000:]
+    assert stats(first)["changed"] >= 3  # directory, configuration, daemon started
+    rc, second = runs["second"]
+    assert rc == 0, second["stderr"][-3000:]
+    assert stats(second)["changed"] == 0
+    assert stats(second)["failures"] == 0
+    rc, check = runs["check_after"]
+    assert rc == 0 and stats(check)["changed"] == 0
+
+
+def test_the_role_probes_every_service_over_mcp(role):
+    front_door, runs, ports = role
+    probes = task_results(runs["second"][1], "Ask every service over MCP through the front door")
+    assert len(probes) == 1
+    items = probes[0]["results"]
+    assert [(i["item"]["name"], i["server"]["name"], i["tools"]) for i in items] == [
+        ("mcp-gong", "mcp-frontdoor-a", ["echo", "add", "server_info"])]
+
+
+def test_daemon_socket_and_configuration(role):
+    front_door, runs, ports = role
+    pid = front_door.pid()
+    assert Path(f"/proc/{pid}/exe").resolve() == Path("/usr/sbin/haproxy")
+    assert stat.S_IMODE(os.stat(front_door.socket).st_mode) == 0o600
+    assert stat.S_IMODE(front_door.config.stat().st_mode) == 0o640
+    assert stat.S_IMODE(front_door.dir.stat().st_mode) == 0o700
+    text = front_door.config.read_text()
+    assert f"stats socket {front_door.socket} mode 0600 level admin expose-fd listeners" in text
+    assert f"server-state-file {front_door.state_file}" in text
+    assert "option httpchk GET /readyz" in text
+    assert mcp_call(ports["gong"]) == (True, "swarm", "mcp-frontdoor-a")
+    assert front_door.weights("mcp-gong") == {"swarm": 100, "k3s": 0}
+
+
+def test_a_configuration_haproxy_rejects_is_not_installed(role):
+    front_door, runs, ports = role
+    before = hashlib.sha256(front_door.config.read_bytes()).hexdigest()
+    pid = front_door.pid()
+    rc, out = front_door.converge(front_door_check_interval="bogus")
+    assert rc != 0
+    failed = task_results(out, "Write the HAProxy configuration (checked with haproxy -c before it replaces the old one)")[0]
+    assert failed["failed"] is True
+    assert "failed to validate" in failed["msg"]
+    # haproxy -c says why (2.6 names the inter option 'agent-inter' here)
+    assert "unexpected character 'b'" in failed["stderr"] and "Fatal errors found in configuration" in failed["stderr"]
+    assert hashlib.sha256(front_door.config.read_bytes()).hexdigest() == before
+    assert front_door.pid() == pid
+    assert mcp_call(ports["gong"])[0] is True
+
+
+def test_a_reload_keeps_the_switch(role):
+    """traffic_switch saves the state file; a config change (a new service) reloads haproxy, which loads it.
+    Under steady load: the reload passes the listening sockets to the new process, so no request fails."""
+    front_door, runs, ports = role
+    rc, out = front_door.switch(service="mcp-gong", to="k3s")
+    assert rc == 0, out["stderr"][-3000:]
+    old_pid = front_door.pid()
+    grown = FrontDoor(front_door.work, front_door.services + [service("mcp-slack", ports["slack"], ports["a"], ports["b"])])
+    try:
+        with Load(ports["gong"], rate=50, workers=4) as load:
+            rc, out = grown.converge()
+            time.sleep(0.5)
+        assert rc == 0, out["stderr"][-3000:]
+        assert load.failures() == [], f"requests failed during the reload: {load.summary()} {load.failures()[:5]}"
+        assert len(load.records) >= 50
+        assert stats(out)["changed"] == 2  # configuration and the reload handler
+        assert grown.pid() != old_pid
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{old_pid}").exists() and time.monotonic() < deadline:  # -sf: the old process finishes
+            time.sleep(0.1)
+        assert not Path(f"/proc/{old_pid}").exists()
+        assert grown.weights("mcp-gong") == {"swarm": 0, "k3s": 100}
+        assert grown.servers_state("mcp-gong")["swarm"]["srv_admin_state"] == 8  # still drained
+        assert grown.weights("mcp-slack") == {"swarm": 100, "k3s": 0}
+        assert [mcp_call(ports["gong"]) for dummy in range(4)] == [(True, "k3s", "mcp-frontdoor-b")] * 4
+        assert mcp_call(ports["slack"]) == (True, "swarm", "mcp-frontdoor-a")
+        rc, out = grown.converge()
+        assert rc == 0 and stats(out)["changed"] == 0
+    finally:
+        front_door.services = grown.services
+
+
+def test_the_production_configuration_passes_haproxy_check(repo, tmp_path):
+    """systemd mode cannot run here (no systemd): its configuration - the role's defaults, Debian's user, group,
+    socket and syslog - is rendered from the role's template and must pass ``haproxy -c``."""
+    role_dir = repo / "roles" / "front_door"
+    dest = tmp_path / "haproxy.cfg"
+    play = {"name": "Production configuration", "hosts": "localhost", "gather_facts": False,
+            "vars_files": [str(role_dir / "defaults" / "main.yml")],
+            "vars": {"front_door_services": [service("mcp-gong", 19005, 9005, 30905)]},
+            "tasks": [{"name": "Render", "ansible.builtin.template": {
+                "src": str(role_dir / "templates" / "haproxy.cfg.j2"), "dest": str(dest), "mode": "0600",
+                "validate": "/usr/sbin/haproxy -c -f %s"}}]}
+    rc, out = run_playbook(tmp_path, [play])
+    assert rc == 0, out["stderr"][-3000:] + str(task_results(out, "Render"))
+    text = dest.read_text()
+    for line in ("user haproxy", "group haproxy", "log /dev/log local0",
+                 "stats socket /run/haproxy/admin.sock mode 0660 group haproxy level admin expose-fd listeners",
+                 "server-state-file /var/lib/haproxy/server-state", "bind 0.0.0.0:19005",
+                 "server swarm 127.0.0.1:9005 weight 100 check", "server k3s 127.0.0.1:30905 weight 0 check"):
+        assert line in text
