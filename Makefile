@@ -11,7 +11,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(SOPHIA_COLLECTIONS)
 export ANSIBLE_FORCE_COLOR ?= 0
 export PATH := $(VENV):$(SOPHIA_CACHE)/bin:$(PATH)
 
-.PHONY: help setup lab test lab-up lab-down constraints bench-gpu bench-convert
+.PHONY: help setup lab test lab-up lab-down constraints bench-gpu bench-convert bench-switch
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -41,6 +41,9 @@ bench-gpu: setup ## gpu_node_check cluster mode over 10, 100 and 1,000 lab GPU n
 
 bench-convert: setup ## compose_convert against bare kompose on 28 and 280 services; last line JSON
 	@$(VENV)/python benchmarks/convert.py
+
+bench-switch: setup ## traffic_switch: one service switched ten times under 50 MCP requests/s through the front door; last line JSON
+	@$(VENV)/python benchmarks/switch.py
 
 constraints: setup ## re-pin requirements/constraints.txt from the project virtualenv
 	@{ echo "# Exact pins for requirements.txt (pip freeze of the project virtualenv; regenerate with 'make constraints')."; \
