@@ -352,6 +352,10 @@ def test_alive_tells_running_dead_and_zombie_processes():
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         assert _recorder.alive(child.pid)
+        # between fork and exec the child's command line is still its parent's: wait for the exec
+        deadline = time.monotonic() + 10
+        while not _recorder.alive(child.pid, marker="time.sleep(30)") and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert _recorder.alive(child.pid, marker="time.sleep(30)")
         assert not _recorder.alive(child.pid, marker="something-else")
     finally:
