@@ -8,6 +8,7 @@ No GPU exists on this machine: nvidia-smi itself is replaced by its recorded out
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -317,3 +318,43 @@ def test_toolkit_detection_and_its_checks(tmp_path):
     assert runtime["container_toolkit"]["binaries"] == {
         "nvidia-container-runtime": None, "nvidia-ctk": str(ctk), "nvidia-container-cli": None}
     assert smi.check_runtime(runtime, {"require_container_toolkit": True}) == (1, [])
+
+
+# --- NVIDIA H200 (captured by tests/device/gpu_host_check.sh on a real H200 host) ---
+H200 = FIXTURES.parent / "h200"
+
+
+def test_the_real_h200_xml_and_module_csv_give_the_same_facts():
+    from_xml = smi.parse_xml((H200 / "nvidia-smi-q.xml").read_text())
+    from_csv = smi.parse_query_csv((H200 / "query-gpu-module.csv").read_text())
+    assert from_xml["driver_version"] == "580.159.04" and from_xml["cuda_version"] == "13.0"
+    (gpu,) = from_xml["gpus"]
+    assert gpu["product"] == "NVIDIA H200"
+    assert gpu["uuid"] == "GPU-8c058a98-f668-95c8-96bc-2a7bf0d7bb4e"
+    assert gpu["memory_total_mib"] == 143771
+    assert (gpu["ecc_mode"], gpu["mig_mode"], gpu["persistence_mode"]) == ("Enabled", "Disabled", "Enabled")
+    (csv_gpu,) = from_csv["gpus"]
+    # The two reads ran seconds apart: readings (power, temperature, free memory) may differ, identity may not.
+    for key in ("index", "uuid", "product", "pci_bus_id", "driver_version", "memory_total_mib", "ecc_mode",
+                "mig_mode", "persistence_mode", "compute_mode", "ecc_uncorrected_volatile"):
+        assert csv_gpu[key] == gpu[key], key
+
+
+def test_the_real_h200_passes_the_production_checks_and_fails_a_wrong_count():
+    gpus = smi.parse_xml((H200 / "nvidia-smi-q.xml").read_text())["gpus"]
+    checks = {"expected_gpu_count": 1, "product": "H100|H200|GH200", "min_driver_version": "550.54.15",
+              "min_cuda_version": "12.4", "max_ecc_uncorrected": 0, "mig_mode": "disabled", "max_temperature": 85}
+    assert smi.check_gpus(gpus, checks) == (7, [])
+    failures = smi.check_gpus(gpus, dict(checks, expected_gpu_count=8))[1]
+    assert [f["check"] for f in failures] == ["expected_gpu_count"]
+
+
+def test_the_module_run_on_the_real_h200_reported_what_the_fixtures_hold():
+    """The results ansible-playbook registered on the H200 host (the module ran there, not here)."""
+    results = json.loads((H200 / "gpu-node-check-results.json").read_text())
+    assert results["xml"]["summary"] == "1 GPU (NVIDIA H200), driver 580.159.04, CUDA 13.0: 7 checks passed"
+    assert results["xml"]["failed_checks"] == [] and results["xml"]["changed"] is False
+    assert {f["check"] for f in results["failing"]["failed_checks"]} == {"expected_gpu_count",
+                                                                         "require_container_toolkit"}
+    assert results["failing"]["failed"] is True
+    assert results["check"]["gpus"][0]["uuid"] == results["xml"]["gpus"][0]["uuid"]
