@@ -10,9 +10,16 @@
 #   sophia-platform/nvidia-device-plugin:VERSION-KEY
 #                                       NVIDIA's k8s-device-plugin and gpu-feature-discovery (cgo, built by
 #                                       scripts/setup.sh) on the Debian base image, laid out as NVIDIA's image is
+#   sophia-platform/swarm-node:bookworm-KEY
+#                                       the multi-node Swarm lab's node (scripts/swarm-lab.sh): a minbase rootfs with
+#                                       Debian's docker.io (debootstrap, docker import) and lab/images/swarm-node's
+#                                       entry point. Not part of the default build: `build-images.sh swarm-node`,
+#                                       which scripts/swarm-lab.sh runs on demand.
 # KEY is a content key over every input of the image, so an image is rebuilt only when an input changes.
 # Debian packages come from the mirror the host's apt already uses; Python wheels from a host-side
 # wheelhouse (containers cannot verify TLS to the package index here, and should not need to).
+#
+# Usage: scripts/build-images.sh [all|swarm-node]   (default: all, which leaves swarm-node out)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/lib.sh
@@ -148,9 +155,59 @@ DOCKERFILE
   printf '%s\n' "$image" >"$SOPHIA_CACHE/images/$name.current"
 }
 
-build_base
-printf '%s\n' "$BASE_IMAGE" >"$SOPHIA_CACHE/images/base.current"
-build_pause
-build_mcp_server
-for addon in coredns local-path-provisioner; do build_addon "$addon"; done
-build_nvidia_device_plugin
+# The multi-node Swarm lab's node image (scripts/swarm-lab.sh): Debian's docker.io (dockerd, containerd, runc) and
+# what the inner engine calls (iptables, ip, ps) on a minbase rootfs, built as the base image is (debootstrap,
+# docker import), plus lab/images/swarm-node/entrypoint.sh appended to the import stream. The rootfs tarball is
+# keyed by the package recipe alone, so that a change to the entry point re-imports without a new debootstrap.
+SWARM_NODE_PACKAGES=docker.io,iptables,ca-certificates,procps,iproute2
+build_swarm_node() {
+  local dir="$ROOT/lab/images/swarm-node" recipe rootfs_key key image tarball rootfs ctx
+  local log="$SOPHIA_CACHE/debootstrap-swarm-node.log"
+  recipe="suite=$SUITE variant=minbase include=$SWARM_NODE_PACKAGES recipe=1"
+  rootfs_key=$(printf '%s' "$recipe" | sha256sum | cut -c1-12)
+  key=$( { echo "$recipe"; cat "$dir/entrypoint.sh"; } | sha256sum | cut -c1-12)
+  image="sophia-platform/swarm-node:$SUITE-$key"
+  mkdir -p "$SOPHIA_CACHE/images"
+  if ! image_exists "$image"; then
+    tarball="$SOPHIA_CACHE/images/swarm-node-rootfs-$SUITE-$rootfs_key.tar"
+    if [ ! -f "$tarball" ]; then
+      command -v debootstrap >/dev/null || die "debootstrap is needed to build $image: apt-get install debootstrap (or make setup)."
+      step "debootstrap $SUITE ($SWARM_NODE_PACKAGES) for $image (about a minute, once)"
+      rootfs=$(mktemp -d "$SOPHIA_CACHE/rootfs.XXXXXX")
+      if ! debootstrap --variant=minbase --include="$SWARM_NODE_PACKAGES" "$SUITE" "$rootfs" "$(debian_mirror)" >"$log" 2>&1; then
+        tail -n 15 "$log" >&2; rm -rf "$rootfs"
+        die "debootstrap failed (log: $log). A package named above as missing is not in Debian $SUITE."
+      fi
+      rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+      tar -C "$rootfs" --numeric-owner -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+      rm -rf "$rootfs"
+    fi
+    step "importing $image"
+    ctx=$(mktemp -d "$SOPHIA_CACHE/swarm-node.XXXXXX")
+    install -D -m 0755 "$dir/entrypoint.sh" "$ctx/entry/usr/local/bin/sophia-swarm-node"
+    cp "$tarball" "$ctx/rootfs.tar"
+    tar -rf "$ctx/rootfs.tar" -C "$ctx/entry" --owner=0 --group=0 --numeric-owner ./usr/local/bin/sophia-swarm-node
+    if ! docker import --change 'ENTRYPOINT ["/usr/local/bin/sophia-swarm-node"]' \
+        --change "LABEL sophia.ai/content-key=$key" "$ctx/rootfs.tar" "$image" >/dev/null; then
+      rm -rf "$ctx"; die "docker import of $image failed."
+    fi
+    rm -rf "$ctx"
+    # earlier keys of this image (one 400 MB layer each): drop those that no container uses
+    docker image ls --format '{{.Repository}}:{{.Tag}}' sophia-platform/swarm-node | grep -vxF "$image" \
+      | xargs -r docker image rm >/dev/null 2>&1 || true
+  fi
+  printf '%s\n' "$image" >"$SOPHIA_CACHE/images/swarm-node.current"
+}
+
+case "${1:-all}" in
+  all)
+    build_base
+    printf '%s\n' "$BASE_IMAGE" >"$SOPHIA_CACHE/images/base.current"
+    build_pause
+    build_mcp_server
+    for addon in coredns local-path-provisioner; do build_addon "$addon"; done
+    build_nvidia_device_plugin
+    ;;
+  swarm-node) build_swarm_node ;;
+  *) die "unknown image set '$1' (scripts/build-images.sh [all|swarm-node])" ;;
+esac
