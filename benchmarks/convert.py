@@ -34,7 +34,6 @@ Usage: make bench-convert, or .venv/bin/python benchmarks/convert.py [--repeat 3
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -48,21 +47,16 @@ from pathlib import Path
 
 import yaml
 
+import _env  # benchmarks/_env.py (this directory is on sys.path when a benchmark runs)
+from _env import cache_dir
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "examples" / "sophia-mcp-stack.yml"
 TARGET_RATIO, TARGET_SCALE, TARGET_VALIDATE_1000 = 1.2, 11.0, 1.0
 
 
-def cache_dir():
-    return Path(os.environ.get("SOPHIA_CACHE") or Path.home() / ".cache" / "sophia-platform")
-
-
 def environment():
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(REPO / ".venv" / "bin"), str(cache_dir() / "bin"), env.get("PATH", os.defpath)])
-    if not env.get("ANSIBLE_COLLECTIONS_PATH"):  # as the Makefile computes it
-        digest = hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
-        env["ANSIBLE_COLLECTIONS_PATH"] = str(cache_dir() / "collections" / digest)
+    env = _env.environment()
     env.update(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0",
                ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
     return env
