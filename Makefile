@@ -11,10 +11,10 @@ export ANSIBLE_COLLECTIONS_PATH := $(SOPHIA_COLLECTIONS)
 export ANSIBLE_FORCE_COLOR ?= 0
 export PATH := $(VENV):$(SOPHIA_CACHE)/bin:$(PATH)
 
-.PHONY: help setup lab test lab-up lab-down constraints bench-gpu bench-convert bench-switch
+.PHONY: help setup lab test lab-up lab-down swarm-lab-up phase1 constraints bench-gpu bench-convert bench-switch bench-audit
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 setup: ## install and build what the lab and the tests need (idempotent)
 	@scripts/setup.sh
@@ -26,9 +26,17 @@ GPU_NODES ?= 8
 lab-up: setup ## start (or reuse) the lab cluster with GPU_NODES kwok GPU nodes; last line KUBECONFIG=<path>
 	@scripts/lab-cluster.sh up --gpu-nodes $(GPU_NODES)
 
-lab-down: ## stop the lab cluster and the front door, remove the lab's stack and leave the Swarm (images and caches stay)
-	-@test -f $(SOPHIA_CACHE)/lab/front-door/haproxy.pid && kill $$(cat $(SOPHIA_CACHE)/lab/front-door/haproxy.pid) 2>/dev/null
+swarm-lab-up: setup ## start (or reuse) the multi-node Swarm lab (DinD manager + 2 workers, sample stack); last line DOCKER_HOST=<path>
+	@scripts/swarm-lab.sh up
+
+phase1: swarm-lab-up ## phase 1 (audit, stabilise, audit, report) on the multi-node Swarm lab, front door on port+20000; report in $(SOPHIA_CACHE)/lab/phase1
+	ansible-playbook -i inventories/lab playbooks/phase1.yml -e phase1_docker_host=unix://$(SOPHIA_CACHE)/lab/swarm/manager/docker.sock \
+	  -e lab_front_door_dir=$(SOPHIA_CACHE)/lab/swarm-front-door -e phase1_front_door_port_offset=20000
+
+lab-down: ## stop the lab cluster, the multi-node Swarm lab and the front door, remove the lab's stack and leave the Swarm (images and caches stay)
+	-@for d in front-door swarm-front-door; do test -f $(SOPHIA_CACHE)/lab/$$d/haproxy.pid && kill $$(cat $(SOPHIA_CACHE)/lab/$$d/haproxy.pid) 2>/dev/null; done
 	@scripts/lab-cluster.sh down
+	-@scripts/swarm-lab.sh down
 	-@docker stack rm sophia 2>/dev/null
 	-@docker secret rm mcp_api_key 2>/dev/null
 	-@docker swarm leave --force 2>/dev/null
@@ -44,6 +52,9 @@ bench-convert: setup ## compose_convert against bare kompose on 28 and 280 servi
 
 bench-switch: setup ## traffic_switch: one service switched ten times under 50 MCP requests/s through the front door; last line JSON
 	@$(VENV)/python benchmarks/switch.py
+
+bench-audit: setup ## swarm_audit on the 28-service sample and a 280-service stack (0 replicas) against the docker CLI; last line JSON
+	@$(VENV)/python benchmarks/audit.py
 
 constraints: setup ## re-pin requirements/constraints.txt from the project virtualenv
 	@{ echo "# Exact pins for requirements.txt (pip freeze of the project virtualenv; regenerate with 'make constraints')."; \

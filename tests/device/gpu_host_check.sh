@@ -14,7 +14,8 @@ fi
 root=$(mktemp -d); mkdir -p "$root/ansible_collections/sophia_ai"
 tar --exclude=.git --exclude=.whl --exclude=.venv -cf - . | (mkdir "$root/ansible_collections/sophia_ai/platform" && cd "$root/ansible_collections/sophia_ai/platform" && tar xf -)
 export ANSIBLE_COLLECTIONS_PATH=$root ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false
-export ANSIBLE_PYTHON_INTERPRETER=$(command -v python3) ANSIBLE_STDOUT_CALLBACK=ansible.builtin.default
+ANSIBLE_PYTHON_INTERPRETER=$(command -v python3)
+export ANSIBLE_PYTHON_INTERPRETER ANSIBLE_STDOUT_CALLBACK=ansible.builtin.default
 
 cap=$root/captures; mkdir -p "$cap"
 nvidia-smi > "$cap/nvidia-smi.txt" 2>&1
@@ -26,7 +27,8 @@ nvidia-smi -q -d PERFORMANCE > "$cap/q-perf.txt" 2>&1
 fields=index,uuid,name,pci.bus_id,driver_version,memory.total,memory.used,memory.free,utilization.gpu,temperature.gpu,power.draw,power.limit,ecc.errors.uncorrected.volatile.total,ecc.mode.current,mig.mode.current,persistence_mode,compute_mode,clocks.current.sm,clocks.max.sm
 nvidia-smi --query-gpu=$fields --format=csv,noheader > "$cap/query-gpu.csv" 2>&1
 nvidia-smi --query-gpu=$fields --format=csv > "$cap/query-gpu-with-header.csv" 2>&1
-nvidia-smi --query-gpu=$(PYTHONPATH=$root python3 -c 'from ansible_collections.sophia_ai.platform.plugins.module_utils import _nvidia_smi as n; print(",".join(n.QUERY_FIELDS))') --format=csv,nounits > "$cap/query-gpu-module.csv" 2>&1
+module_fields=$(PYTHONPATH=$root python3 -c 'from ansible_collections.sophia_ai.platform.plugins.module_utils import _nvidia_smi as n; print(",".join(n.QUERY_FIELDS))')
+nvidia-smi --query-gpu="$module_fields" --format=csv,nounits > "$cap/query-gpu-module.csv" 2>&1
 nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv > "$cap/compute-apps.csv" 2>&1
 nvidia-smi topo -m > "$cap/topo.txt" 2>&1
 { cat /proc/driver/nvidia/version; uname -a; cat /etc/os-release; ls -l /dev/nvidia*; command -v nvidia-persistenced nvcc nvidia-container-toolkit nvidia-ctk; } > "$cap/host-facts.txt" 2>&1

@@ -20,6 +20,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+# Imported at collection time, before a test installs Ansible's collection finder (init_plugin_loader): a module of
+# this collection first imported after that goes through the finder, which refuses a collection package that plain
+# Python imported before it ("collection metadata was not loaded"); which tests ran first decided it.
+from ansible_collections.sophia_ai.platform.plugins.modules.gpu_node_check import argument_spec as gpu_node_check_spec
+
 ROLE = Path(__file__).resolve().parents[3] / "roles" / "nvidia_plugin"
 BEGIN, END = "<!-- BEGIN argument_specs (generated) -->", "<!-- END argument_specs -->"
 
@@ -114,9 +119,7 @@ def render():
 
 
 def _selector_default():
-    from ansible_collections.sophia_ai.platform.plugins.modules.gpu_node_check import argument_spec
-
-    return dict(pair.split("=", 1) for pair in argument_spec()["device_plugin_selector"]["default"].split(","))
+    return dict(pair.split("=", 1) for pair in gpu_node_check_spec()["device_plugin_selector"]["default"].split(","))
 
 
 @pytest.mark.parametrize("overrides, config, pull_secrets", [
