@@ -11,12 +11,23 @@ Other test directories import the fixture (``from ..swarm.conftest import swarm_
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from . import lab
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def swarm_lab(repo) -> lab.SwarmLab:
-    """The running multi-node Swarm lab with the sample stack converged."""
-    return lab.swarm_lab(repo)
+    """The running multi-node Swarm lab with the sample stack converged.
+
+    When this directory's tests are done the sample stack is removed from the lab (the nodes stay): its 32 tasks
+    and their health checks would otherwise run beside the host engine's sample stack for the rest of the session,
+    and two fleets of health checks load a 2-core machine enough to time out the latency-sensitive tests that
+    follow. Later tests use the nodes with stacks of their own (``lab.swarm_lab(repo, stack=False)``).
+    """
+    described = lab.swarm_lab(repo)
+    yield described
+    subprocess.run(["docker", "-H", described.docker_host, "stack", "rm", described.stack], capture_output=True,
+                   timeout=120, check=False)
