@@ -11,7 +11,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(SOPHIA_COLLECTIONS)
 export ANSIBLE_FORCE_COLOR ?= 0
 export PATH := $(VENV):$(SOPHIA_CACHE)/bin:$(PATH)
 
-.PHONY: help setup lab test lab-up lab-down swarm-lab-up phase1 constraints bench-gpu bench-convert bench-switch bench-audit
+.PHONY: help setup lab test lab-up lab-down swarm-lab-up phase1 phase2 constraints bench-gpu bench-convert bench-switch bench-audit bench-deploy
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -32,6 +32,11 @@ swarm-lab-up: setup ## start (or reuse) the multi-node Swarm lab (DinD manager +
 phase1: swarm-lab-up ## phase 1 (audit, stabilise, audit, report) on the multi-node Swarm lab, front door on port+20000; report in $(SOPHIA_CACHE)/lab/phase1
 	ansible-playbook -i inventories/lab playbooks/phase1.yml -e phase1_docker_host=unix://$(SOPHIA_CACHE)/lab/swarm/manager/docker.sock \
 	  -e lab_front_door_dir=$(SOPHIA_CACHE)/lab/swarm-front-door -e phase1_front_door_port_offset=20000
+
+phase2: setup ## phase 2 on the lab: the lab cluster and `make lab`'s Swarm + front door, then playbooks/phase2.yml (non-critical services to the lab cluster); report in $(SOPHIA_CACHE)/lab/phase2
+	@scripts/lab-cluster.sh up --gpu-nodes $(GPU_NODES) >/dev/null
+	ansible-playbook -i inventories/lab playbooks/lab.yml
+	ansible-playbook -i inventories/lab playbooks/phase2.yml
 
 lab-down: ## stop the lab cluster, the multi-node Swarm lab and the front door, remove the lab's stack and leave the Swarm (images and caches stay)
 	-@for d in front-door swarm-front-door; do test -f $(SOPHIA_CACHE)/lab/$$d/haproxy.pid && kill $$(cat $(SOPHIA_CACHE)/lab/$$d/haproxy.pid) 2>/dev/null; done
@@ -55,6 +60,9 @@ bench-switch: setup ## traffic_switch: one service switched ten times under 50 M
 
 bench-audit: setup ## swarm_audit on the 28-service sample and a 280-service stack (0 replicas) against the docker CLI; last line JSON
 	@$(VENV)/python benchmarks/audit.py
+
+bench-deploy: setup ## mcp_deploy's apply (k8s_apply) against kubectl apply --server-side and a kubernetes.core.k8s loop, 28 and 280 services; last line JSON
+	@$(VENV)/python benchmarks/deploy.py
 
 constraints: setup ## re-pin requirements/constraints.txt from the project virtualenv
 	@{ echo "# Exact pins for requirements.txt (pip freeze of the project virtualenv; regenerate with 'make constraints')."; \

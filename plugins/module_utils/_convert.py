@@ -902,6 +902,16 @@ def post_process(project, kompose_objects, options, warnings):
                 _warn(warnings, name, "environment.NVIDIA_VISIBLE_DEVICES",
                       "left out: on Kubernetes the NVIDIA device plugin sets it to the GPUs it allocated; a fixed value "
                       "would expose GPUs the pod did not get")
+        # Swarm reserves only what deploy.resources.reservations names; Kubernetes takes a missing request to equal
+        # the limit, so a service with a CPU or memory limit and no reservation would reserve its whole limit on
+        # the node (0.5 CPU each for the sample stack's services). Their request is written as Swarm's: 0.
+        limits = resources.get("limits") or {}
+        requests = dict(resources.get("requests") or {})
+        for resource in ("cpu", "memory"):
+            if resource in limits and resource not in requests:
+                requests[resource] = "0"
+        if requests:
+            resources["requests"] = requests
         if resources:
             container["resources"] = resources
         else:

@@ -492,3 +492,26 @@ def switch(api, params, check_mode=False, clock=time.monotonic, sleep=time.sleep
 
 def _weights_text(weights):
     return ", ".join(f"{name}={weight}" for name, weight in weights.items())
+
+
+def prune_server_state(text, services):
+    """The server-state file ``text`` without the lines of backends whose servers changed.
+
+    HAProxy applies a saved server state (weight, drain) to a server of the same name whose configured weight is
+    unchanged. A switch made by traffic_switch (Swarm's server drained at weight 0, the K3s server at 100) must
+    not outlive the K3s server: once the configuration gives a backend another set of servers, its saved lines are
+    dropped and the configured weights hold. ``services`` is role front_door's ``front_door_services``.
+    """
+    wanted = {s["name"]: sorted(srv["name"] for srv in s.get("servers") or []) for s in services or []}
+    saved = {}
+    rows = []
+    for line in (text or "").splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and not line.startswith("#") and fields[0].isdigit():
+            saved.setdefault(fields[1], []).append(fields[3])
+            rows.append((fields[1], line))
+        else:
+            rows.append((None, line))
+    keep = {backend for backend, names in saved.items() if sorted(names) == wanted.get(backend)}
+    out = [line for backend, line in rows if backend is None or backend in keep]
+    return "\n".join(out) + ("\n" if out else "")

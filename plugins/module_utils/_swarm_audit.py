@@ -30,7 +30,8 @@ STACK_LABEL = "com.docker.stack.namespace"
 DEFAULT_CRITICALITY = "critical"  # as compose_convert's default_criticality (module_utils/_convert.py)
 CRITICALITY_VALUES = ("critical", "non-critical")
 SEVERITIES = ("error", "warning", "info")
-CHECKS = ("node_unavailable", "replicas_short", "tasks_failing", "gpu_unpinned", "placement_unsatisfiable",
+CHECKS = ("node_unavailable", "replicas_short", "tasks_failing", "gpu_unpinned", "gpu_network_alone",
+          "placement_unsatisfiable",
           "port_clash", "single_replica_critical", "no_healthcheck", "no_limits", "no_reservations",
           "no_rollback_on_failure", "no_restart_policy", "criticality_label_invalid", "constraint_unevaluated",
           "scaled_to_zero")
@@ -604,6 +605,53 @@ def _running_tasks(tasks):
     return running
 
 
+def gpu_network_findings(selected, raw_tasks, nodes_by_id, network_names):
+    """GPU services updated stop-first whose task is the only one of one of its networks on its node.
+
+    Swarm allocates a node's attachment to a network when the first task of that network lands there and frees it
+    when the last leaves; each time, the node object changes, and swarmkit's constraint enforcer then rejects the
+    node's tasks that hold generic resources (its check is inverted: "assigned node no longer meets
+    constraints"). A stop-first update of such a task frees and re-allocates the attachment, so the new task can
+    be rejected over and over and the update fail. Ingress is left out (every node keeps its attachment).
+    """
+    sharing = {}
+    for task in raw_tasks:
+        if task.get("DesiredState") != "running":
+            continue
+        for attachment in task.get("NetworksAttachments") or []:
+            network = (attachment.get("Network") or {}).get("ID")
+            sharing.setdefault((task.get("NodeID"), network), set()).add(task.get("ServiceID"))
+    found = []
+    by_id = {s["id"]: s for s in selected if s["gpu"] and (s["update_config"] or {}).get("order", "stop-first")
+             != "start-first"}
+    seen = set()
+    for task in raw_tasks:
+        service = by_id.get(task.get("ServiceID"))
+        if not service or task.get("DesiredState") != "running":
+            continue
+        for attachment in task.get("NetworksAttachments") or []:
+            network = (attachment.get("Network") or {}).get("ID")
+            name = network_names.get(network) or network
+            if name == "ingress" or sharing.get((task.get("NodeID"), network)) != {service["id"]}:
+                continue
+            node = nodes_by_id.get(task.get("NodeID")) or {"hostname": task.get("NodeID")}
+            key = (service["name"], node.get("hostname"), name)
+            if key in seen:
+                continue
+            seen.add(key)
+            found.append(_finding(
+                "gpu_network_alone", "warning",
+                "GPU service %s is the only service of network %s on node %s and updates stop-first: Swarm's "
+                "constraint enforcer can reject its new task each time the node's attachment to that network is "
+                "freed and allocated again (\"assigned node no longer meets constraints\"), failing the update"
+                % (service["name"], name, node.get("hostname")),
+                "update it start-first (update_config.order: start-first; role sophia_ai.platform.swarm_stabilize "
+                "does so where the GPU node has room for a second task's GPUs), or keep a task of another service "
+                "of network %s on that node" % name,
+                service=service["name"], node=node.get("hostname"), network=name))
+    return found
+
+
 def build_audit(raw, options, now):
     """Facts, findings and summary from the raw replies (see module docstring). ``now``: an aware datetime."""
     options = options_from(options)
@@ -632,6 +680,7 @@ def build_audit(raw, options, now):
         findings.extend(service_findings(service, admitted_by_name[service["name"]],
                                          unevaluated_by_name[service["name"]], nodes, options))
     findings.extend(port_findings(every, admitted_by_name, selected_names))
+    findings.extend(gpu_network_findings(selected, raw.get("tasks") or [], nodes_by_id, network_names))
     order = {s: i for i, s in enumerate(SEVERITIES)}
     check_order = {c: i for i, c in enumerate(CHECKS)}
     findings.sort(key=lambda f: (order[f["severity"]], check_order.get(f["check"], len(CHECKS)),

@@ -378,6 +378,38 @@ def _last_failure(tasks):
     return f"; last failed task: {status.get('Err') or status.get('Message') or status.get('State')}"
 
 
+# swarmkit's constraint enforcer (manager/orchestrator/constraintenforcer) re-checks the tasks of a node each time
+# the node object is updated (a label, a network attachment allocated or released as the first or last task of a
+# network lands on or leaves it). For generic resources its test is inverted: a task whose assigned resource IS
+# still on the node is rejected with this error. A GPU task is thus rejected whenever its node changes, and an
+# update that replaces the only task of a network on the GPU node (stop-first) changes the node every time.
+ENFORCER_REJECTION = "assigned node no longer meets constraints"
+
+
+def rejected_by_enforcer(tasks):
+    """True when the latest failed task was a GPU (generic-resource) task rejected by the constraint enforcer.
+
+    Such a rejection says nothing about the new spec: the same update sent again succeeds once the node stops
+    changing (see ``ENFORCER_REJECTION``).
+    """
+    failed = [t for t in tasks if (t.get("Status") or {}).get("State") in _TASK_DONE_BAD]
+    if not failed:
+        return False
+    last = max(failed, key=lambda t: (t.get("Status") or {}).get("Timestamp") or "")
+    # The engine returns a task's assigned generic resources as "GenericResources" (swarmkit's
+    # AssignedGenericResources).
+    return bool(last.get("GenericResources") or last.get("AssignedGenericResources")) and \
+        ENFORCER_REJECTION in ((last.get("Status") or {}).get("Err") or "")
+
+
+def force_again(spec):
+    """The spec with ``TaskTemplate.ForceUpdate`` raised by one: the engine replaces the tasks again."""
+    out = copy.deepcopy(spec)
+    template = out.setdefault("TaskTemplate", {})
+    template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
+    return out
+
+
 def _desired_replicas(service, nodes):
     mode = (service.get("Spec") or {}).get("Mode") or {}
     if "Replicated" in mode:
@@ -436,6 +468,11 @@ def _read(client, what, call, *args, **kwargs):
                                                           _docker_client.DockerException)):
             raise _docker_client.transport_error(_host(client), exc, action=what) from None
         raise
+
+
+def service_tasks(client, service):
+    return _read(client, f"read the tasks of {service['Spec']['Name']} from", client.tasks,
+                 filters={"service": service["ID"]})
 
 
 def get_service(client, name):

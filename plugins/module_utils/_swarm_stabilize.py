@@ -70,6 +70,7 @@ def plan(services, entries=None, class_defaults=None, healthcheck=None, stack=""
         if entry.get("class") and entry["class"] not in CLASSES:
             bad_entries.append(f"swarm_stabilize_services.{name}.class: {entry['class']!r} is not one of "
                                f"{', '.join(CLASSES)}")
+    room = gpu_room(services, nodes, gpu_kinds)
     planned = []
     for service in services:
         if stack and service.get("stack") != stack:
@@ -80,13 +81,17 @@ def plan(services, entries=None, class_defaults=None, healthcheck=None, stack=""
         klass = service_class(service, entry)
         settings = _merge({"healthcheck": healthcheck} if healthcheck else {}, class_defaults.get(klass) or {})
         settings = _merge(settings, {k: v for k, v in entry.items() if k in SETTING_KEYS})
+        notes, extra_enforce = [], []
+        if klass == "gpu":
+            notes, extra_enforce = _fit_start_first(settings, service, room, entry)
         planned.append({
             "name": service["name"],
             "class": klass,
             "skip": bool(entry.get("skip", False)),
             "settings": settings,
             "placement_constraints": gpu_constraints(gpu_labels) if (pin and klass == "gpu") else [],
-            "enforce": list(enforce or ()) + list(entry.get("enforce") or ()),
+            "enforce": list(enforce or ()) + list(entry.get("enforce") or ()) + extra_enforce,
+            "notes": notes,
         })
     hostnames = {node.get("hostname") for node in nodes}
     found = []
@@ -101,6 +106,57 @@ def plan(services, entries=None, class_defaults=None, healthcheck=None, stack=""
         "gpu_nodes": found,
         "unknown_gpu_nodes": sorted(name for name in gpu_nodes if name not in hostnames),
     }
+
+
+def gpu_room(services, nodes, gpu_kinds):
+    """{kind: GPUs the largest GPU node has beyond every GPU task of the Swarm} (negative: over-reserved).
+
+    A deliberately simple bound: it assumes every GPU task could sit on that one node.
+    """
+    room = {}
+    for kind in gpu_kinds:
+        largest = max(((node.get("generic_resources") or {}).get(kind, 0) for node in nodes), default=0)
+        if not largest:
+            continue
+        used = 0
+        for service in services:
+            per_task = ((service.get("gpu") or {}).get("kinds") or {}).get(kind, 0)
+            used += per_task * (service.get("replicas") or service.get("replicas_desired") or 1)
+        room[kind] = largest - used
+    return room
+
+
+def _fit_start_first(settings, service, room, entry):
+    """(notes, enforce): a GPU service's ``order: start-first``, set even over the engine's default stop-first.
+
+    start-first keeps the GPU node's network attachment while the new task starts, which spares the task from
+    swarmkit's constraint enforcer (see _swarm_service.ENFORCER_REJECTION) and a single-replica GPU service from
+    any gap; but the new task needs its GPUs while the old one still holds its own, so where no GPU node has room
+    for them the order stays stop-first, as it does for a service with a host-mode published port (the new task
+    could not bind it beside the old one). An order the service's own entry names is left alone.
+    """
+    notes, enforce = [], []
+    kinds = ((service.get("gpu") or {}).get("kinds") or {})
+    host_ports = sorted({f"{p['published']}/{p['protocol']}" for p in service.get("ports") or ()
+                         if p.get("mode") == "host" and p.get("published")})
+    for section in ("update_config", "rollback_config"):
+        config = settings.get(section) or {}
+        if config.get("order") != "start-first" or (entry.get(section) or {}).get("order"):
+            continue
+        short = [f"{kind} (needs {count}, {max(room.get(kind, 0), 0)} free)" for kind, count in sorted(kinds.items())
+                 if room.get(kind, 0) < count]
+        if short:
+            config["order"] = "stop-first"
+            notes.append(f"{section}.order: stop-first, as no GPU node has room for a second task's "
+                         f"{', '.join(short)}")
+        elif host_ports:
+            # Two tasks cannot hold one host-mode port on the one GPU node they both must run on.
+            config["order"] = "stop-first"
+            notes.append(f"{section}.order: stop-first, as the service publishes {', '.join(host_ports)} in host "
+                         "mode (a second task on the same node cannot bind it)")
+        else:
+            enforce.append(f"{section}.order")
+    return notes, enforce
 
 
 def summarize(outcomes):

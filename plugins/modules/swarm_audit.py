@@ -20,7 +20,10 @@ description:
     C(no_healthcheck), C(no_limits) (no CPU or no memory limit), C(no_reservations) (no CPU and no memory
     reservation), C(single_replica_critical), C(no_rollback_on_failure) (no update_config, or a failure action
     other than rollback), C(no_restart_policy) (none set, or condition none), C(gpu_unpinned) (a GPU service whose
-    placement constraints admit a node that advertises none of the GPU kind it reserves),
+    placement constraints admit a node that advertises none of the GPU kind it reserves), C(gpu_network_alone) (a
+    GPU service updated stop-first whose task is the only one of one of its networks on its node; swarmkit's
+    constraint enforcer rejects tasks that hold generic resources whenever their node changes, and such an update
+    changes the node's network attachments each time, so the update can fail over and over),
     C(placement_unsatisfiable), C(port_clash) (two services publishing the same port and protocol, in ingress
     mode anywhere or in host mode where both can land on the same node; or more host-mode replicas than nodes),
     C(tasks_failing), C(node_unavailable) (down, drained or paused), C(replicas_short) (fewer tasks running than
@@ -249,7 +252,8 @@ findings:
     - What the audit found, errors first. Each has C(check), C(severity) (V(error), V(warning) or V(info)),
       C(service) or C(node) (the other is null), C(msg) (the object, what was seen and what is wanted) and
       C(fix). C(port_clash) adds C(services) and C(port), C(gpu_unpinned) adds C(nodes), C(tasks_failing) adds
-      C(tasks), C(node_unavailable) adds C(node_id).
+      C(tasks), C(node_unavailable) adds C(node_id), C(gpu_network_alone) names both the service and the node and
+      adds C(network).
   returned: always
   type: list
   elements: dict

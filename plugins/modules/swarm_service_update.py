@@ -193,6 +193,20 @@ options:
         C(rollout) says what happened). When false the task succeeds and the caller reads C(rollout.state).
     type: bool
     default: true
+  rejection_retries:
+    description:
+      - How many times to send the update again when it failed only because Swarm's constraint enforcer
+        rejected a GPU task ("assigned node no longer meets constraints" on a task holding generic resources).
+      - The enforcer re-checks a node's tasks whenever the node object changes (a label; a network attachment
+        allocated or released as the first or last task of a network lands on or leaves the node) and, for
+        generic resources, its test is inverted in swarmkit (a task whose resource is still there is rejected),
+        so such a rejection says nothing about the new spec. A rolled back update is planned and sent again; a
+        paused one is resumed by raising C(ForceUpdate). V(0) turns this off.
+      - For GPU services, C(update_config.order=start-first) avoids most of these rejections (the node keeps its
+        network attachment while the new task starts); role C(sophia_ai.platform.swarm_stabilize) sets it where
+        the GPU nodes have room.
+    type: int
+    default: 2
 requirements:
   - docker (Python SDK) >= 7.0 on the host that talks to the engine
 seealso:
@@ -251,7 +265,14 @@ rollout:
       or V(none) (nothing sent).
   returned: always
   type: dict
-  sample: {state: converged, detail: "1 task(s) running", seconds: 17.4}
+  sample: {state: converged, detail: "1 task(s) running", seconds: 17.4, retries: 0}
+rejections:
+  description: The constraint-enforcer rejections that made the module send the update again (O(rejection_retries)).
+  returned: when an update was sent again
+  type: list
+  elements: str
+  sample: ["update rolled back due to failure or early termination of task x; last failed task: assigned node no
+            longer meets constraints"]
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -288,6 +309,7 @@ def argument_spec():
         "wait": {"type": "bool", "default": True},
         "wait_timeout": {"type": "int", "default": 300},
         "fail_on_rollback": {"type": "bool", "default": True},
+        "rejection_retries": {"type": "int", "default": 2},
     }
 
 
@@ -309,13 +331,32 @@ def run(module):
         if changes:
             result["rollout"] = {"state": "none", "detail": "check mode: nothing sent", "seconds": 0}
         return result
-    svc.update_service(client, service, new_spec)
     restarts = new_spec.get("TaskTemplate") != service["Spec"].get("TaskTemplate")
+    retries = 0
+    while True:
+        svc.update_service(client, service, new_spec)
+        if not params["wait"]:
+            result["rollout"] = {"state": "not_waited", "detail": "wait is false", "seconds": 0}
+            break
+        rollout = svc.wait_rollout(client, params["name"], params["wait_timeout"],
+                                   previous_update=service.get("UpdateStatus"), expect_update=restarts)
+        if rollout["state"] not in ("rolled_back", "paused") or retries >= params["rejection_retries"]:
+            break
+        service = svc.get_service(client, params["name"])
+        if not svc.rejected_by_enforcer(svc.service_tasks(client, service)):
+            break
+        # Rolled back: the service is on its old spec again, so the same change is planned and sent again.
+        # Paused: the service already has the new spec; raising ForceUpdate makes the engine replace the tasks.
+        retries += 1
+        result.setdefault("rejections", []).append(rollout["detail"])
+        if rollout["state"] == "paused":
+            new_spec = svc.force_again(service["Spec"])
+        else:
+            new_spec, again = svc.plan_update(service["Spec"], wanted, params["only_missing"], params["enforce"])
+            if not again:
+                break
     if params["wait"]:
-        result["rollout"] = svc.wait_rollout(client, params["name"], params["wait_timeout"],
-                                             previous_update=service.get("UpdateStatus"), expect_update=restarts)
-    else:
-        result["rollout"] = {"state": "not_waited", "detail": "wait is false", "seconds": 0}
+        result["rollout"] = dict(rollout, retries=retries)
     result["service"]["version_after"] = svc.get_service(client, params["name"])["Version"]["Index"]
     return result
 

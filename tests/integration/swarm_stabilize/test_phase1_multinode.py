@@ -4,7 +4,7 @@
 Docker; scripts/swarm-lab.sh), with the front door (HAProxy) and the traffic recorder for real.
 
 Each test deploys its own small stack on the lab (the 28-service sample stack is left to `make phase1`, whose figures
-the issue's closing note gives): ``web`` with two replicas (one per node: host-mode port), ``api`` (one replica, has a
+the issue's closing note gives): ``web`` on every node (global mode, three tasks: host-mode port), ``api`` (one replica, has a
 health check), ``gpu`` (reserves an NVIDIA-GPU, no placement constraint). Health checks and update monitors are short
 so that rollouts take seconds. The front door and the recorder run on their own ports and files under tmp_path.
 """
@@ -37,7 +37,11 @@ FAST_CLASS = {"limits": {"cpus": 0.5, "memory": "256M"}, "reservations": {"cpus"
                                   "order": "stop-first"}}
 FAST = {"swarm_stabilize_healthcheck": {"test": ["CMD", "mcp-healthcheck"], "interval": "2s", "timeout": "3s",
                                         "retries": 3, "start_period": "5s"},
-        "swarm_stabilize_class_defaults": {k: FAST_CLASS for k in ("gpu", "critical", "non_critical")},
+        "swarm_stabilize_class_defaults": {
+            **{k: FAST_CLASS for k in ("critical", "non_critical")},
+            # as the role's defaults: a GPU service updates start-first where the GPU node has room (8 GPUs here)
+            "gpu": {**FAST_CLASS, "update_config": {**FAST_CLASS["update_config"], "order": "start-first"},
+                    "rollback_config": {**FAST_CLASS["rollback_config"], "order": "start-first"}}},
         "swarm_stabilize_wait_timeout": 150}
 
 
@@ -46,7 +50,11 @@ def stack_file(path, name, base_port):
            "mcp-server.current").read_text().strip().split(":")[-1]
     image = f"sophia-platform/mcp-server:{tag}"
     services = {
-        "web": {"replicas": 2, "labels": {"sophia.ai/criticality": "non-critical"}},
+        # web runs a task on every node (global: three, one per node), so the GPU node always holds another task
+        # of the stack's network beside gpu's: a GPU task alone in its network on a node can be rejected over and
+        # over by Swarm's constraint enforcer (the node's network attachment comes and goes with it; see
+        # _swarm_service.ENFORCER_REJECTION and swarm_audit's gpu_network_alone).
+        "web": {"global": True, "labels": {"sophia.ai/criticality": "non-critical"}},
         "api": {"replicas": 1, "healthcheck": True},
         "gpu": {"replicas": 1, "gpu": True},
     }
@@ -55,7 +63,11 @@ def stack_file(path, name, base_port):
         port = base_port + i
         spec = {"image": image, "environment": {"MCP_SERVER_NAME": f"{name}-{svc}", "MCP_PORT": str(port)},
                 "ports": [{"target": port, "published": port, "protocol": "tcp", "mode": "host"}],
-                "deploy": {"endpoint_mode": "dnsrr", "replicas": opts["replicas"], "labels": opts.get("labels", {})}}
+                "deploy": {"endpoint_mode": "dnsrr", "labels": opts.get("labels", {})}}
+        if opts.get("global"):
+            spec["deploy"]["mode"] = "global"
+        else:
+            spec["deploy"]["replicas"] = opts["replicas"]
         if opts.get("healthcheck"):
             spec["healthcheck"] = {"test": ["CMD", "mcp-healthcheck"], "interval": "3s", "timeout": "2s",
                                    "retries": 3, "start_period": "5s"}
@@ -90,7 +102,7 @@ def small_stack(lab, tmp_path):
     path = stack_file(tmp_path / "stack.yml", name, base_port)
     docker(lab.docker_host, "stack", "deploy", "--resolve-image", "never", "-c", str(path), name)
     try:
-        wait_for(lambda: len(running_tasks(lab.docker_host, name)) >= 4, timeout=180, what=f"stack {name} running")
+        wait_for(lambda: len(running_tasks(lab.docker_host, name)) >= 5, timeout=180, what=f"stack {name} running")
         yield name
     finally:
         docker(lab.docker_host, "stack", "rm", name, check=False)
@@ -136,7 +148,7 @@ def stop_front_door(tmp_path):
                 pass
 
 
-def test_phase1_stabilises_with_no_failed_request_on_a_two_replica_service(lab, small_stack, tmp_path):
+def test_phase1_stabilises_with_no_failed_request_on_a_multi_replica_service(lab, small_stack, tmp_path):
     offset = 20000
     try:
         res = phase1(lab, small_stack, tmp_path, offset)
@@ -150,21 +162,15 @@ def test_phase1_stabilises_with_no_failed_request_on_a_two_replica_service(lab, 
             assert report["findings_after"].get(check, 0) == 0, (check, report["findings_after"])
         assert report["findings_before"].get("gpu_unpinned", 0) == 1
         web = next(s for s in report["services"] if s["name"].endswith("_web"))
-        assert web["replicas"] == {"desired": 2, "running": 2}
-        # The recorder ran through the front door for the whole run: the two-replica service lost nothing while
-        # each of its tasks was replaced (HAProxy's health checks and redispatch moved requests to the other).
+        assert web["replicas"] == {"desired": 3, "running": 3}
+        # The recorder ran through the front door for the whole run.
         assert web["traffic"]["requests"] >= 100
-        # While one of its two tasks is replaced, the front door sends the service's requests to the other (health
-        # checks, redispatch): on a quiet machine none fails. Under heavy load (seen at load 30-46) the requests that
-        # reach the stopping task in the second before it goes can time out; the issue keeps that open. What must
-        # hold whatever the load: the service loses nothing outside its own rollout, never gets a 5xx from the
-        # front door, and loses at most what one replica receives in a few seconds.
-        started, completed = rollout_window(lab.docker_host, f"{small_stack}_web")
+        # While one of its tasks is replaced, the front door sends the service's requests to the others (health
+        # checks; a failed connection marks the server down at once and is retried on another): none may fail.
+        # A request fails when refused, reset, answered with an error or slower than phase 1's 10 s timeout.
         lost = failed_requests(tmp_path / "report" / "traffic.jsonl", "web")
-        assert all(started <= ts <= completed for ts, outcome in lost), (started, completed, lost)
-        assert all(outcome in ("timeout", "refused", "reset") for ts, outcome in lost), lost
-        assert len(lost) <= 3 * 10, lost  # 3 s of one replica's share at 10 requests/s
-        assert report["traffic"]["multi_replica_failed"] == len(lost)
+        assert lost == [], (rollout_window(lab.docker_host, f"{small_stack}_web"), lost)
+        assert report["traffic"]["multi_replica_failed"] == 0
         assert (tmp_path / "report" / "phase1.md").read_text().startswith(f"# Phase 1 report: {small_stack}")
         assert (tmp_path / "report" / "swarm-audit-before.json").exists()
         # A second run changes no service.

@@ -145,6 +145,18 @@ def test_compose_spec_sample_with_devices(converted):
         assert info[name]["service_type"] == "LoadBalancer"
 
 
+def test_requests_are_swarms_reservations_not_the_limits(converted):
+    """Swarm reserves only what reservations name; Kubernetes would take a missing request to equal the limit (the
+    sample's 0.5 CPU limits would reserve 0.5 CPU per pod: 13 non-critical pods did not fit a 2-CPU lab node)."""
+    out = converted(SAMPLE)
+    linear = out.container("mcp-linear")["resources"]  # limits cpus 0.50, memory 256M; reservations memory 64M
+    assert linear["requests"]["cpu"] == "0"
+    assert linear["requests"]["memory"] not in ("0", None) and linear["limits"]["cpu"] in ("500m", "0.5")
+    whisper = out.container("mcp-whisper").get("resources") or {}  # no limits: nothing to hold back
+    assert "cpu" not in (whisper.get("requests") or {})
+    assert whisper["limits"]["nvidia.com/gpu"] == "1" and "nvidia.com/gpu" not in (whisper.get("requests") or {})
+
+
 # --- GPUs --------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("service, gpus", [("two-gpus", 2), ("pinned", 2), ("swarm-generic", 1), ("capability-only", 1),

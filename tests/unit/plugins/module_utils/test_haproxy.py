@@ -487,3 +487,20 @@ def test_save_state_failure_in_a_missing_directory(tmp_path):
         _haproxy.save_state(api, str(tmp_path / "missing" / "server-state"))
     assert err.value.details["reason"] == "state_file"
     assert "a reload of haproxy would undo it" in str(err.value)
+
+
+def test_saved_state_of_backends_whose_servers_changed_is_dropped():
+    """The real state file: mcp-gong switched to K3s (swarm drained, weight 0). A configuration back to Swarm only
+    must not keep swarm drained; backends with the same servers keep their saved state (the switch holds)."""
+    text = (FIXTURES / "all-servers-state.txt").read_text()
+    backends = {line.split()[1] for line in text.splitlines() if line[:1].isdigit() and len(line.split()) > 3}
+    same = [{"name": b, "servers": [{"name": line.split()[3]} for line in text.splitlines()
+                                    if line[:1].isdigit() and len(line.split()) > 3 and line.split()[1] == b]}
+            for b in backends]
+    assert _haproxy.prune_server_state(text, same) == text if text.endswith("\n") else text + "\n"
+    swarm_only = [dict(s, servers=[{"name": "swarm"}]) if s["name"] == "mcp-gong" else s for s in same]
+    pruned = _haproxy.prune_server_state(text, swarm_only)
+    assert " mcp-gong " not in pruned and " mcp-slack 1 swarm " in pruned
+    assert pruned.splitlines()[:2] == text.splitlines()[:2], "the version and header lines stay"
+    assert [line for line in _haproxy.prune_server_state(text, []).splitlines() if line] == text.splitlines()[:2]
+    assert _haproxy.prune_server_state("", same) == ""

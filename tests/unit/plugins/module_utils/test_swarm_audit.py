@@ -766,3 +766,20 @@ def test_examples_use_the_fqcn():
     examples = yaml.safe_load(swarm_audit.EXAMPLES)
     assert all("sophia_ai.platform.swarm_audit" in task or "ansible.builtin.debug" in task for task in examples)
     assert any(task.get("check_mode") is True for task in examples)
+
+
+def test_gpu_network_alone_only_where_the_gpu_task_is_alone_in_a_network_on_its_node(lab):
+    """The lab's GPU services share the stack's network with every other service on the one node: no finding.
+    Without the other services' tasks, mcp-whisper's task is alone in that network there, and it updates
+    stop-first: the finding names the service, the node and the network; start-first clears it."""
+    assert findings(audit(lab), "gpu_network_alone") == []
+    whisper = raw_service(lab, "sophia_mcp-whisper")
+    alone = copy.deepcopy(lab)
+    alone["tasks"] = [t for t in lab["tasks"] if t["ServiceID"] == whisper["ID"]]
+    (finding,) = findings(audit(alone), "gpu_network_alone")
+    node = lab["nodes"][0]["Description"]["Hostname"]
+    assert finding["service"] == "sophia_mcp-whisper" and finding["node"] == node
+    assert finding["network"] == "sophia_sophia-mcp" and finding["severity"] == "warning"
+    assert "assigned node no longer meets constraints" in finding["msg"] and "start-first" in finding["fix"]
+    raw_service(alone, "sophia_mcp-whisper")["Spec"]["UpdateConfig"] = {"Order": "start-first"}
+    assert findings(audit(alone), "gpu_network_alone") == []

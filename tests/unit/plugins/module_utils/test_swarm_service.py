@@ -228,3 +228,30 @@ def test_wait_does_not_take_the_previous_updates_status_for_this_one():
     stuck = svc.wait_rollout(_FakeClient(["old"]), "x", timeout=5, previous_update={"StartedAt": "t0"},
                              clock=iter(range(1000)).__next__, sleep=lambda s: None)
     assert stuck["state"] == "timeout" and "never started" in stuck["detail"]
+
+
+ENFORCER_FIXTURE = Path(__file__).parent / "fixtures" / "swarm" / "enforcer-rejected-tasks.json"
+
+
+def test_a_gpu_task_rejected_by_the_constraint_enforcer_is_recognised():
+    """Real tasks from the multi-node lab: a GPU service alone in its network on the GPU node (the capture's
+    two rejected tasks: the constraint enforcer's and the agent's missing network attachment)."""
+    tasks = json.loads(ENFORCER_FIXTURE.read_text())
+    enforcer = [t for t in tasks if t["Status"]["Err"] == svc.ENFORCER_REJECTION]
+    other = [t for t in tasks if t["Status"]["Err"] != svc.ENFORCER_REJECTION]
+    assert enforcer and enforcer[0]["GenericResources"], "the capture holds a GPU task the enforcer rejected"
+    assert svc.rejected_by_enforcer(enforcer)
+    assert not svc.rejected_by_enforcer(other), "another error is the new spec's own failure"
+    no_gpu = [dict(enforcer[0], GenericResources=None)]
+    assert not svc.rejected_by_enforcer(no_gpu), "a task without generic resources fails for its constraints"
+    newer = dict(other[0], Status=dict(other[0]["Status"], Timestamp="2099-01-01T00:00:00Z"))
+    assert not svc.rejected_by_enforcer(enforcer + [newer]), "only the latest failure counts"
+    assert not svc.rejected_by_enforcer([task("running")])
+
+
+def test_force_again_raises_force_update_and_keeps_the_spec():
+    spec = {"Name": "x", "TaskTemplate": {"ContainerSpec": {"Image": "i"}, "ForceUpdate": 3}}
+    again = svc.force_again(spec)
+    assert again["TaskTemplate"]["ForceUpdate"] == 4 and spec["TaskTemplate"]["ForceUpdate"] == 3
+    assert again["TaskTemplate"]["ContainerSpec"] == spec["TaskTemplate"]["ContainerSpec"]
+    assert svc.force_again({"Name": "y", "TaskTemplate": {}})["TaskTemplate"]["ForceUpdate"] == 1

@@ -53,6 +53,57 @@ def test_classes_settings_and_gpu_pinning():
     assert result["unknown"] == [] and result["bad_entries"] == []
 
 
+START_FIRST = {"gpu": {"update_config": {"order": "start-first", "failure_action": "rollback"},
+                       "rollback_config": {"order": "start-first"}}}
+
+
+def test_gpu_services_update_start_first_where_a_gpu_node_has_room():
+    """4 GPUs on worker1, one taken by embeddings: a second task fits, so start-first is set even over the
+    engine's default stop-first (enforced)."""
+    plan = by_name(stab.plan(SERVICES, {}, START_FIRST, HEALTH, "sophia", {"gpu": "true"}, True,
+                             ["update_config.failure_action"], NODES, ["NVIDIA-GPU"]))["sophia_mcp-embeddings"]
+    assert plan["settings"]["update_config"]["order"] == "start-first"
+    assert plan["enforce"] == ["update_config.failure_action", "update_config.order", "rollback_config.order"]
+    assert plan["notes"] == []
+
+
+def test_gpu_services_stay_stop_first_where_no_gpu_node_has_room():
+    services = SERVICES + [{"name": "sophia_mcp-whisper", "stack": "sophia", "gpu": {"kinds": {"NVIDIA-GPU": 3}},
+                            "criticality": "critical", "replicas": 1}]
+    plan = by_name(stab.plan(services, {}, START_FIRST, HEALTH, "sophia", {"gpu": "true"}, True, [], NODES,
+                             ["NVIDIA-GPU"]))
+    for name, needs in (("sophia_mcp-embeddings", 1), ("sophia_mcp-whisper", 3)):
+        assert plan[name]["settings"]["update_config"]["order"] == "stop-first"
+        assert plan[name]["settings"]["rollback_config"]["order"] == "stop-first"
+        assert "update_config.order" not in plan[name]["enforce"]
+        assert plan[name]["notes"][0] == ("update_config.order: stop-first, as no GPU node has room for a second "
+                                          f"task's NVIDIA-GPU (needs {needs}, 0 free)")
+    assert stab.gpu_room(services, NODES, ["NVIDIA-GPU"]) == {"NVIDIA-GPU": 0}
+
+
+def test_gpu_services_with_a_host_mode_port_stay_stop_first():
+    services = [dict(s, ports=[{"target": 9000, "published": 9000, "protocol": "tcp", "mode": "host"}])
+                if s["name"] == "sophia_mcp-embeddings" else s for s in SERVICES]
+    plan = by_name(stab.plan(services, {}, START_FIRST, HEALTH, "sophia", {"gpu": "true"}, True, [], NODES,
+                             ["NVIDIA-GPU"]))["sophia_mcp-embeddings"]
+    assert plan["settings"]["update_config"]["order"] == "stop-first" and plan["enforce"] == []
+    assert plan["notes"][0] == ("update_config.order: stop-first, as the service publishes 9000/tcp in host mode "
+                                "(a second task on the same node cannot bind it)")
+    ingress = [dict(s, ports=[{"target": 9000, "published": 9000, "protocol": "tcp", "mode": "ingress"}])
+               for s in SERVICES]
+    plan = by_name(stab.plan(ingress, {}, START_FIRST, HEALTH, "sophia", {"gpu": "true"}, True, [], NODES,
+                             ["NVIDIA-GPU"]))["sophia_mcp-embeddings"]
+    assert plan["settings"]["update_config"]["order"] == "start-first"
+
+
+def test_an_order_named_by_the_service_entry_is_left_alone():
+    entries = {"mcp-embeddings": {"update_config": {"order": "stop-first"}}}
+    plan = by_name(stab.plan(SERVICES, entries, START_FIRST, HEALTH, "sophia", {"gpu": "true"}, True, [], NODES,
+                             ["NVIDIA-GPU"]))["sophia_mcp-embeddings"]
+    assert plan["settings"]["update_config"]["order"] == "stop-first"
+    assert plan["enforce"] == ["rollback_config.order"] and plan["notes"] == []
+
+
 def test_an_entry_overrides_its_class_by_short_or_full_name():
     entries = {"mcp-asana": {"class": "critical", "limits": {"memory": "1G"}, "enforce": ["healthcheck"]},
                "sophia_mcp-gong": {"skip": True},
