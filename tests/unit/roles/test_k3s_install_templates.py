@@ -12,16 +12,29 @@ meta/argument_specs.yml; ``test_readme_matches_argument_specs`` fails while it d
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+import role_readme  # tests/unit/roles/role_readme.py: the README table, shared by the role tests
+
 ROLE = Path(__file__).resolve().parents[3] / "roles" / "k3s_install"
-BEGIN, END = "<!-- BEGIN argument_specs (generated) -->", "<!-- END argument_specs -->"
+
+
+def _spec():
+    return role_readme.spec(ROLE)
+
+
+def readme_table():
+    return role_readme.table(ROLE)
+
+
+def write_readme():
+    role_readme.write(ROLE)
+
+
 SERVERS = ["srv-1", "srv-2", "srv-3"]
 INVENTORY = {
     "groups": {"k3s_servers": SERVERS, "k3s_agents": ["gpu-1"], "gpu": ["gpu-1"],
@@ -34,47 +47,6 @@ INVENTORY = {
         "gpu-1": {"ansible_facts": {"default_ipv4": {"address": "192.0.2.21"}, "nodename": "gpu-1"}},
     },
 }
-
-
-def _spec():
-    return yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]
-
-
-def _markup(text):
-    text = re.sub(r"\b(?:O|V|C|E|RV)\(([^()]*(?:\([^()]*\)[^()]*)*)\)", r"`\1`", text)
-    return text.replace("|", "\\|")
-
-
-def _default(value):
-    if value == "":
-        return '`""`'
-    if isinstance(value, (list, dict)):
-        return f"`{json.dumps(value, separators=(', ', ': '))}`"
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    return f"`{value}`"
-
-
-def readme_table(spec=None):
-    """The README's variables table, rendered from meta/argument_specs.yml."""
-    spec = spec or _spec()
-    rows = ["| Variable | Type | Default | Description |", "|---|---|---|---|"]
-    for name, option in spec["options"].items():
-        kind = option["type"] + (f" of {option['elements']}" if option.get("elements") else "")
-        lines = option["description"] if isinstance(option["description"], list) else [option["description"]]
-        text = " ".join(_markup(line) for line in lines)
-        if option.get("choices"):
-            text += " Choices: " + ", ".join(f"`{choice}`" for choice in option["choices"]) + "."
-        default = "required" if option.get("required") else _default(option.get("default"))
-        rows.append(f"| `{name}` | {kind} | {default} | {text} |")
-    return "\n".join(rows)
-
-
-def write_readme():
-    path = ROLE / "README.md"
-    text = path.read_text()
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    path.write_text(text[:start] + "\n" + readme_table() + "\n" + text[end:])
 
 
 def test_every_default_is_declared_with_the_same_value():
@@ -94,9 +66,7 @@ def test_internal_vars_are_prefixed():
 
 
 def test_readme_matches_argument_specs():
-    text = (ROLE / "README.md").read_text()
-    section = text[text.index(BEGIN) + len(BEGIN):text.index(END)].strip("\n")
-    assert section == readme_table(), (
+    assert role_readme.section(ROLE) == readme_table(), (
         "README.md's variables table differs from meta/argument_specs.yml: "
         "run python tests/unit/roles/test_k3s_install_templates.py --write-readme")
 

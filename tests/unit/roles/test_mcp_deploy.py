@@ -14,56 +14,30 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+import role_readme  # tests/unit/roles/role_readme.py: the README table, shared by the role tests
+
 # Imported before a test installs Ansible's collection finder (see test_nvidia_plugin.py for why).
 from ansible_collections.sophia_ai.platform.plugins.modules.mcp_deploy_plan import argument_spec as plan_spec
 
 ROLE = Path(__file__).resolve().parents[3] / "roles" / "mcp_deploy"
-BEGIN, END = "<!-- BEGIN argument_specs (generated) -->", "<!-- END argument_specs -->"
 
 
 def _spec():
-    return yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]
-
-
-def _markup(text):
-    text = re.sub(r"\b(?:O|V|C|E|RV)\(([^()]*(?:\([^()]*\)[^()]*)*)\)", r"`\1`", text)
-    return text.replace("|", "\\|")
-
-
-def _default(value):
-    if value == "":
-        return '`""`'
-    if isinstance(value, (list, dict)):
-        return f"`{json.dumps(value, separators=(', ', ': '))}`" if value else f"`{json.dumps(value)}`"
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    return f"`{value}`"
+    return role_readme.spec(ROLE)
 
 
 def readme_table():
-    rows = ["| Variable | Type | Default | Description |", "|---|---|---|---|"]
-    for name, option in _spec()["options"].items():
-        kind = option["type"] + (f" of {option['elements']}" if option.get("elements") else "")
-        text = " ".join(_markup(line) for line in option["description"])
-        if option.get("choices"):
-            text += " Choices: " + ", ".join(f"`{choice}`" for choice in option["choices"]) + "."
-        default = "required" if option.get("required") else _default(option.get("default"))
-        rows.append(f"| `{name}` | {kind} | {default} | {text} |")
-    return "\n".join(rows)
+    return role_readme.table(ROLE)
 
 
 def write_readme():
-    path = ROLE / "README.md"
-    text = path.read_text()
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    path.write_text(text[:start] + "\n" + readme_table() + "\n" + text[end:])
+    role_readme.write(ROLE)
 
 
 def test_every_default_is_declared_with_the_same_value():
@@ -94,9 +68,7 @@ def test_planner_choices_match_the_role():
 
 
 def test_readme_matches_argument_specs():
-    text = (ROLE / "README.md").read_text()
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    assert text[start:end].strip("\n") == readme_table(), (
+    assert role_readme.section(ROLE) == readme_table(), (
         "README.md's variables table differs from meta/argument_specs.yml: "
         "run python tests/unit/roles/test_mcp_deploy.py --write-readme")
 

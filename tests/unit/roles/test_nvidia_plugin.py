@@ -11,7 +11,6 @@ meta/argument_specs.yml; ``test_readme_matches_argument_specs`` fails while it d
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import tomllib
@@ -20,59 +19,26 @@ from pathlib import Path
 import pytest
 import yaml
 
+import role_readme  # tests/unit/roles/role_readme.py: the README table, shared by the role tests
+
 # Imported at collection time, before a test installs Ansible's collection finder (init_plugin_loader): a module of
 # this collection first imported after that goes through the finder, which refuses a collection package that plain
 # Python imported before it ("collection metadata was not loaded"); which tests ran first decided it.
 from ansible_collections.sophia_ai.platform.plugins.modules.gpu_node_check import argument_spec as gpu_node_check_spec
 
 ROLE = Path(__file__).resolve().parents[3] / "roles" / "nvidia_plugin"
-BEGIN, END = "<!-- BEGIN argument_specs (generated) -->", "<!-- END argument_specs -->"
 
 
 def _spec():
-    return yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]
+    return role_readme.spec(ROLE)
 
 
-def _markup(text):
-    """Ansible doc markup (O(), V(), C(), E(), RV()) as Markdown code; pipes escaped for a table cell."""
-    text = re.sub(r"\b(?:O|V|C|E|RV)\(([^()]*(?:\([^()]*\)[^()]*)*)\)", r"`\1`", text)
-    return text.replace("|", "\\|")
-
-
-def _default(value):
-    if value == "":
-        return '`""`'
-    if isinstance(value, (list, dict)):
-        return f"`{json.dumps(value, separators=(', ', ': '))}`" if value else f"`{json.dumps(value)}`"
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    return f"`{value}`"
-
-
-def readme_table(spec=None):
-    """The README's variables table, rendered from meta/argument_specs.yml."""
-    spec = spec or _spec()
-    rows = ["| Variable | Type | Default | Description |", "|---|---|---|---|"]
-    for name, option in spec["options"].items():
-        kind = option["type"] + (f" of {option['elements']}" if option.get("elements") else "")
-        text = " ".join(_markup(line) for line in option["description"])
-        if option.get("choices"):
-            text += " Choices: " + ", ".join(f"`{choice}`" for choice in option["choices"]) + "."
-        default = "required" if option.get("required") else _default(option.get("default"))
-        rows.append(f"| `{name}` | {kind} | {default} | {text} |")
-    return "\n".join(rows)
-
-
-def _readme_section(text):
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    return text[start:end].strip("\n")
+def readme_table():
+    return role_readme.table(ROLE)
 
 
 def write_readme():
-    path = ROLE / "README.md"
-    text = path.read_text()
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    path.write_text(text[:start] + "\n" + readme_table() + "\n" + text[end:])
+    role_readme.write(ROLE)
 
 
 def test_every_default_is_declared_with_the_same_value():
@@ -86,7 +52,7 @@ def test_every_default_is_declared_with_the_same_value():
 
 
 def test_readme_matches_argument_specs():
-    assert _readme_section((ROLE / "README.md").read_text()) == readme_table(), (
+    assert role_readme.section(ROLE) == readme_table(), (
         "README.md's variables table differs from meta/argument_specs.yml: "
         "run python tests/unit/roles/test_nvidia_plugin.py --write-readme"
     )
