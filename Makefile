@@ -11,7 +11,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(SOPHIA_COLLECTIONS)
 export ANSIBLE_FORCE_COLOR ?= 0
 export PATH := $(VENV):$(SOPHIA_CACHE)/bin:$(PATH)
 
-.PHONY: help setup lab test lab-up lab-down swarm-lab-up phase1 phase2 constraints bench-gpu bench-convert bench-switch bench-audit bench-deploy
+.PHONY: help setup lab test lab-up lab-down swarm-lab-up phase1 phase2 constraints bench-gpu bench-convert bench-switch bench-audit bench-deploy bench-cutover
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -63,6 +63,9 @@ bench-audit: setup ## swarm_audit on the 28-service sample and a 280-service sta
 
 bench-deploy: setup ## mcp_deploy's apply (k8s_apply) against kubectl apply --server-side and a kubernetes.core.k8s loop, 28 and 280 services; last line JSON
 	@$(VENV)/python benchmarks/deploy.py
+
+bench-cutover: setup ## bluegreen_cutover Swarm -> K3s: promote, abort and rollback under 50 MCP requests/s through the front door; last line JSON
+	@$(VENV)/python benchmarks/cutover.py
 
 constraints: setup ## re-pin requirements/constraints.txt from the project virtualenv
 	@{ echo "# Exact pins for requirements.txt (pip freeze of the project virtualenv; regenerate with 'make constraints')."; \

@@ -50,11 +50,17 @@ molecule_scenarios() {
     echo "no molecule scenarios yet (each role brings one under molecule/<role>/)"
     return 0
   fi
-  local s
-  for s in $scenarios; do molecule test -s "$(basename "$s")"; done
+  local s t0 times=()
+  for s in $scenarios; do
+    t0=$(date +%s)
+    molecule test -s "$(basename "$s")"
+    times+=("$(basename "$s") $(($(date +%s) - t0))s")
+  done
+  printf '\n=== molecule scenario times: %s\n' "$(IFS=,; echo "${times[*]}")"
 }
 
-unit_and_integration() { pytest tests/unit tests/integration; }
+# --durations: the slowest tests in every run, to keep an eye on the CI time.
+unit_and_integration() { pytest --durations=30 tests/unit tests/integration; }
 
 gate "changelog lint" changelog_lint
 gate "collection build" build_collection
