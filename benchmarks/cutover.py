@@ -47,7 +47,6 @@ Usage: make bench-cutover, or .venv/bin/python benchmarks/cutover.py [--rate 50]
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -56,22 +55,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+import _env  # benchmarks/_env.py (this directory is on sys.path when a benchmark runs)
+
 REPO = Path(__file__).resolve().parents[1]
 TARGET_SWITCH_S = 5.0
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("SOPHIA_CACHE") or Path.home() / ".cache" / "sophia-platform")
-
-
 def prepare_environment() -> None:
-    """What the Makefile exports, for a run without it: the collections path, the venv and the cached tools."""
-    os.environ.setdefault("SOPHIA_CACHE", str(cache_dir()))
-    if not os.environ.get("ANSIBLE_COLLECTIONS_PATH"):
-        digest = hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
-        os.environ["ANSIBLE_COLLECTIONS_PATH"] = str(cache_dir() / "collections" / digest)
-    os.environ["PATH"] = os.pathsep.join([str(REPO / ".venv" / "bin"), str(cache_dir() / "bin"),
-                                          os.environ.get("PATH", os.defpath)])
+    """What the Makefile exports, for a run without it (benchmarks/_env.py), and the collection on sys.path."""
+    os.environ.setdefault("SOPHIA_CACHE", str(_env.cache_dir()))
+    os.environ.update(_env.environment())
     os.environ.setdefault("ANSIBLE_LOCALHOST_WARNING", "0")
     for entry in [str(REPO)] + os.environ["ANSIBLE_COLLECTIONS_PATH"].split(os.pathsep):
         if entry and entry not in sys.path:

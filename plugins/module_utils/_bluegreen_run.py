@@ -699,8 +699,11 @@ class InCluster(Run):
         self.done("record_promoted", f"state promoted, rollback window until {self.state['window_end']}")
 
 
-def run_in_cluster(params, client, check_mode=False, **hooks):
-    run = InCluster(params, client, check_mode=check_mode, **hooks)
+def _drive(run, params, check_mode, predicted, changed_of):
+    """Read, plan, then either say what would change (check mode) or execute: the part both modes share.
+
+    ``predicted(before, final)`` is the diff's ``after`` in check mode; ``changed_of(actions)`` decides ``changed``.
+    """
     run.read()
     plan = run.plan()
     before = run.diff_view()
@@ -712,24 +715,33 @@ def run_in_cluster(params, client, check_mode=False, **hooks):
     if check_mode:
         run.actions = plan["steps"]
         result = run.result(plan["final"], bool(writes))
-        after = dict(before, state=plan["final"])
-        if plan["final"] in ("promoted",) and run.green_rec:
-            after.update(active=run.green_rec["revision"], green_replicas=run.green_rec["replicas"])
-        elif plan["final"] in ("aborted", "rolled_back"):
-            after.update(active=(run.state.get("blue") or {}).get("revision"), green_replicas=0)
-        elif plan["final"] == "completed":
-            after["blue_replicas"] = 0
-        result["diff"] = {"before": before, "after": after}
+        result["diff"] = {"before": before, "after": predicted(before, plan["final"])}
         result["msg"] = (f"{params['name']}: would " + "; ".join(s["detail"] for s in writes)) if writes else \
             f"{params['name']}: nothing to do (state {plan['final'] or 'none'})"
         return result
     run.execute(plan)
-    changed = any(a["step"] in WRITE_STEPS or a["step"] == "record" for a in run.actions)
-    final = run.state["state"] if changed else plan["final"]
-    result = run.result(final, changed)
+    changed = changed_of(run.actions)
+    result = run.result(run.state["state"] if changed else plan["final"], changed)
     result["diff"] = {"before": before, "after": run.diff_view()}
     result["msg"] = summary(params["name"], result)
     return result
+
+
+def run_in_cluster(params, client, check_mode=False, **hooks):
+    run = InCluster(params, client, check_mode=check_mode, **hooks)
+
+    def predicted(before, final):
+        after = dict(before, state=final)
+        if final == "promoted" and run.green_rec:
+            after.update(active=run.green_rec["revision"], green_replicas=run.green_rec["replicas"])
+        elif final in ("aborted", "rolled_back"):
+            after.update(active=(run.state.get("blue") or {}).get("revision"), green_replicas=0)
+        elif final == "completed":
+            after["blue_replicas"] = 0
+        return after
+
+    return _drive(run, params, check_mode, predicted,
+                  lambda actions: any(a["step"] in WRITE_STEPS or a["step"] == "record" for a in actions))
 
 
 def summary(name, result):
@@ -1038,34 +1050,18 @@ class SwarmToK3s(Run):
 
 def run_swarm_to_k3s(params, client, check_mode=False, docker=None, haproxy=None, **hooks):
     run = SwarmToK3s(params, client, docker=docker, haproxy=haproxy, check_mode=check_mode, **hooks)
-    run.read()
-    plan = run.plan()
-    before = run.diff_view()
-    if plan["error"]:
-        reason, msg = plan["error"]
-        raise bg.CutoverError(f"{params['name']}: {msg}", reason=reason, changed=False,
-                              **{k: v for k, v in run.result(run.state["state"], False).items() if k != "changed"})
-    writes = [s for s in plan["steps"] if s["step"] in WRITE_STEPS]
-    if check_mode:
-        run.actions = plan["steps"]
-        result = run.result(plan["final"], bool(writes))
-        after = dict(before, state=plan["final"])
-        if plan["final"] == "promoted":
+
+    def predicted(before, final):
+        after = dict(before, state=final)
+        if final == "promoted":
             after["active"] = "k3s"
-        elif plan["final"] in ("aborted", "rolled_back"):
+        elif final in ("aborted", "rolled_back"):
             after["active"] = "swarm"
-        elif plan["final"] == "completed":
+        elif final == "completed":
             after["blue_replicas"] = 0
-        result["diff"] = {"before": before, "after": after}
-        result["msg"] = (f"{params['name']}: would " + "; ".join(s["detail"] for s in writes)) if writes else \
-            f"{params['name']}: nothing to do (state {plan['final'] or 'none'})"
-        return result
-    run.execute(plan)
-    changed = bool(run.actions)
-    result = run.result(run.state["state"] if changed else plan["final"], changed)
-    result["diff"] = {"before": before, "after": run.diff_view()}
-    result["msg"] = summary(params["name"], result)
-    return result
+        return after
+
+    return _drive(run, params, check_mode, predicted, bool)
 
 
 def run(params, check_mode=False):
