@@ -11,7 +11,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(SOPHIA_COLLECTIONS)
 export ANSIBLE_FORCE_COLOR ?= 0
 export PATH := $(VENV):$(SOPHIA_CACHE)/bin:$(PATH)
 
-.PHONY: help setup lab test lab-up lab-down swarm-lab-up phase1 phase2 constraints bench-gpu bench-convert bench-switch bench-audit bench-deploy bench-cutover
+.PHONY: help setup lab test lab-up lab-down swarm-lab-up phase1 phase2 phase3 lab-rollback retire-swarm constraints bench-gpu bench-convert bench-switch bench-audit bench-deploy bench-cutover
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -37,6 +37,18 @@ phase2: setup ## phase 2 on the lab: the lab cluster and `make lab`'s Swarm + fr
 	@scripts/lab-cluster.sh up --gpu-nodes $(GPU_NODES) >/dev/null
 	ansible-playbook -i inventories/lab playbooks/lab.yml
 	ansible-playbook -i inventories/lab playbooks/phase2.yml
+
+phase3: setup ## phase 2 (as make phase2), then playbooks/phase3.yml: every critical service cut over blue-green to the lab cluster, Swarm kept for the window; report in $(SOPHIA_CACHE)/lab/phase3
+	@scripts/lab-cluster.sh up --gpu-nodes $(GPU_NODES) >/dev/null
+	ansible-playbook -i inventories/lab playbooks/lab.yml
+	ansible-playbook -i inventories/lab playbooks/phase2.yml
+	ansible-playbook -i inventories/lab playbooks/phase3.yml
+
+lab-rollback: setup ## playbooks/rollback.yml on the lab: every service back to Swarm (SERVICES=all, or a name)
+	ansible-playbook -i inventories/lab playbooks/rollback.yml -e rollback_services=$(or $(SERVICES),all)
+
+retire-swarm: setup ## playbooks/retire_swarm.yml on the lab: refuses while a rollback window is open (FORCE=true overrides)
+	ansible-playbook -i inventories/lab playbooks/retire_swarm.yml -e retire_force=$(or $(FORCE),false)
 
 lab-down: ## stop the lab cluster, the multi-node Swarm lab and the front door, remove the lab's stack and leave the Swarm (images and caches stay)
 	-@for d in front-door swarm-front-door; do test -f $(SOPHIA_CACHE)/lab/$$d/haproxy.pid && kill $$(cat $(SOPHIA_CACHE)/lab/$$d/haproxy.pid) 2>/dev/null; done

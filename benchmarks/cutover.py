@@ -29,7 +29,7 @@ per-request lines (the front door's ``X-Sophia-Backend`` header says which serve
 last reading of the backend's weights (runtime API, read every 20 ms while the case runs) that still showed the old
 weights, so ``switch_s`` is an upper bound; "every new request" = the first request after which every one was
 answered ``ok`` by the new side. For the abort, the time until every new request reaches Swarm again, 0 when the
-weights never moved and every request reached Swarm. ``switch_s_lower`` is the last request that did not reach the
+weights never moved and no request was answered by K3s. ``switch_s_lower`` is the last request that did not reach the
 new side (0 when none). ``module_switch_seconds`` is the module's own ``switch_seconds``.
 
 The last line is one JSON object ``{"promote": {...}, "abort": {...}, "rollback": {...}}``, each with requests, failed,
@@ -98,10 +98,12 @@ def measure(traffic, run, target, min_requests):
         return record["outcome"] == "ok" and record.get("backend") == target
 
     start = traffic.switch_started(after=run.start)
-    if start is None:  # the weights never moved: 0 when every request reached the target all along
-        switch = lab.converge(traffic.requests, traffic.started, on_target)
+    if start is None and all(r.get("backend") in (None, target) for r in traffic.requests):
+        # the weights never moved and no request was answered by the other side: traffic never left the target
+        # (failed requests, if any, are counted in failed, not here)
+        switch = {"switch_s": 0.0, "lower_s": 0.0}
     else:
-        switch = lab.converge(traffic.requests, start, on_target)
+        switch = lab.converge(traffic.requests, traffic.started if start is None else start, on_target)
     figures = traffic.figures()
     return {
         "requests": figures["requests"],

@@ -63,7 +63,7 @@ build_base() {
 
 build_mcp_server() {
   local dir="$ROOT/lab/images/mcp-server" key image ctx wheels log="$SOPHIA_CACHE/docker-build-mcp-server.log"
-  key=$( { echo "$BASE_IMAGE"; cat "$dir/Dockerfile" "$dir/requirements.txt" "$dir/server.py" "$dir/healthcheck.py"; } | sha256sum | cut -c1-12)
+  key=$( { echo "$BASE_IMAGE"; cat "$dir/Dockerfile" "$dir/requirements.txt" "$dir/server.py" "$dir/healthcheck.sh"; } | sha256sum | cut -c1-12)
   image="sophia-platform/mcp-server:$key"
   if ! image_exists "$image"; then
     wheels="$SOPHIA_CACHE/wheelhouse/mcp-server-$(sha256sum "$dir/requirements.txt" | cut -c1-12)"
@@ -78,7 +78,7 @@ build_mcp_server() {
     fi
     step "building $image"
     ctx=$(mktemp -d)
-    cp "$dir/Dockerfile" "$dir/requirements.txt" "$dir/server.py" "$dir/healthcheck.py" "$ctx/"
+    cp "$dir/Dockerfile" "$dir/requirements.txt" "$dir/server.py" "$dir/healthcheck.sh" "$ctx/"
     mkdir "$ctx/wheels" && cp "$wheels"/*.whl "$ctx/wheels/"
     if ! docker build --build-arg "BASE_IMAGE=$BASE_IMAGE" --label "sophia.ai/content-key=$key" -t "$image" "$ctx" >"$log" 2>&1; then
       tail -n 20 "$log" >&2; rm -rf "$ctx"

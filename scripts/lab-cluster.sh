@@ -61,10 +61,21 @@ log() { printf 'lab-cluster: %s\n' "$*" >&2; }
 
 api_ready() { [ -f "$KUBECONFIG_PATH" ] && [ "$(kubectl get --raw /readyz --request-timeout=3s 2>/dev/null)" = ok ]; }
 
+# pid_runs FILE: the pid FILE names runs the program the file is named after (its executable's name starts with
+# it: etcd.pid -> etcd-v3.6.16). A pid file that outlived its process (the machine's processes were killed without
+# `down`) can name a pid the kernel has given to another program since: that one is not ours, never signal it.
+pid_runs() {
+  local file=$1 pid exe
+  [ -f "$file" ] || return 1
+  pid=$(cat "$file" 2>/dev/null) && [ -n "$pid" ] || return 1
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+  case "${exe##*/}" in "$(basename "$file" .pid)"*) return 0 ;; *) return 1 ;; esac
+}
+
 all_running() {
   local f
   for f in "$CLUSTER_DIR"/pids/*.pid; do
-    [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null || return 1
+    pid_runs "$f" || return 1
   done
 }
 
@@ -222,7 +233,7 @@ nodes() {
 
 ctr() { command ctr -a "$CTRD_SOCK" -n k8s.io "$@"; }
 
-agent_pid_alive() { [ -f "$AGENT_ETC/$1.pid" ] && kill -0 "$(cat "$AGENT_ETC/$1.pid")" 2>/dev/null; }
+agent_pid_alive() { pid_runs "$AGENT_ETC/$1.pid"; }
 
 agent_start() { # NAME COMMAND...: start a daemon in its own session, log and pid in $AGENT_ETC
   local name=$1; shift
@@ -339,7 +350,9 @@ agent_up() {
 
 image_of() { cat "$SOPHIA_CACHE/images/$1.current" 2>/dev/null || die "no $1 image: run scripts/setup.sh images first."; }
 
-addon_images() { local n; for n in base coredns local-path-provisioner; do image_of "$n"; done; }
+# The images the lab's add-ons and playbooks run on the agent: the add-ons', and the NVIDIA device plugin's (role
+# nvidia_plugin in make phase2 and its molecule scenario; set-up builds it, imagePullPolicy Never on the lab).
+addon_images() { local n; for n in base coredns local-path-provisioner nvidia-device-plugin; do image_of "$n"; done; }
 
 go_version_of() { awk -v n="$1" '$1 == n {print $3}' "$ROOT/requirements/go-tools.txt"; }
 

@@ -62,6 +62,7 @@ DEFAULTS = {
     "namespace": "sophia-mcp",
     "stack": "sophia-mcp",
     "waves": [],
+    "services": [],
     "gpu_wave": True,
     "default_criticality": "critical",
     "dependencies": {},
@@ -612,13 +613,19 @@ def build_plan(manifests, options, live=None):
         svc.hpa = _hpa_of(svc, opts, warnings)
     _dependencies(services, opts)
     present, selected = _waves(services, opts)
+    only = list(opts.get("services") or [])
+    unknown = [name for name in only if name not in services]
+    if unknown:
+        raise InputError(f"services: {', '.join(unknown)} is not a service of the manifests ({', '.join(sorted(services))})"
+                         "; fix mcp_deploy_services", key="services", reason="unknown_service", unknown=unknown)
+    chosen = set(only) if only else set(services)
     for svc in services.values():
         for dep in sorted(svc.depends_on):
             if present.index(services[dep].wave) > present.index(svc.wave):
                 warnings.append(f"{svc.name} ({svc.wave}) depends on {dep}, which comes in a later wave ({services[dep].wave})")
 
     # --- secrets: every one a selected service references must come from somewhere, before anything is applied
-    selected_services = sorted(n for n, s in services.items() if s.wave in selected)
+    selected_services = sorted(n for n, s in services.items() if s.wave in selected and n in chosen)
     required = {}
     for name in selected_services:
         for secret in sorted(services[name].refs["Secret"]):
@@ -716,10 +723,16 @@ def build_plan(manifests, options, live=None):
             dependents.setdefault(dep, set()).add(svc.name)
 
     waves = []
+    others_keys = set()  # objects of services left out by ``services``: still the stack's (never pruned)
     for wave in present:
         objects, report = [], []
         for name in sorted(n for n, s in services.items() if s.wave == wave):
             svc = services[name]
+            if name not in chosen:
+                others_keys |= {_key(svc.workload)} | ({_key(svc.service)} if svc.service is not None else set())
+                others_keys |= {(kind, f"{name}{suffix}") for kind, suffix in (
+                    ("PodDisruptionBudget", ""), ("HorizontalPodAutoscaler", ""), ("NetworkPolicy", "-ingress"))}
+                continue
             workload = labelled(svc.workload, wave, name)
             if svc.hpa:
                 workload["spec"].pop("replicas", None)  # the autoscaler owns it; applying it would fight the HPA
@@ -771,7 +784,7 @@ def build_plan(manifests, options, live=None):
             })
         # the Namespace again first: in check mode a wave applied alone into a namespace this run creates is then
         # reported as would-be-created instead of failing a dry run (one request, unchanged otherwise)
-        waves.append({"name": wave, "selected": wave in selected, "services": report,
+        waves.append({"name": wave, "selected": wave in selected and bool(report), "services": report,
                       "definitions": [copy.deepcopy(shared[0])] + objects})
 
     # --- prune candidates: the stack's objects we applied that the stack no longer has ------------------------
@@ -779,6 +792,7 @@ def build_plan(manifests, options, live=None):
         {("Secret", n) for n in set(var_keys) | set(file_keys)} | {("Secret", n) for n in secret_files}
     for wave in waves:
         desired |= {_key(o) for o in wave["definitions"]}
+    desired |= others_keys
     # objects of services in waves that are not selected stay: they are still the stack's
     prune = []
     for obj in live.objects:

@@ -62,6 +62,9 @@ REFUSALS = (
     ("Can't find backend", "unknown_service", "check the service name (the front door's backend is named after it)"),
     ("No such server", "unknown_server", "check the server names in the front door's configuration"),
     ("Unknown command", "unknown_command", "this HAProxy does not know the command; HAProxy 2.0 or later is needed"),
+    ("Unknown map identifier", "hold_unsupported",
+     "this front door cannot hold requests: the front_door role writes the hold map and its Lua action when "
+     "front_door_hold is true (its default); rerun the role, or pass the map the role wrote (front_door_hold_map)"),
 )
 
 
@@ -423,6 +426,59 @@ def save_state(api, path):
         raise PlatformError(f"the switch is live but could not be saved to the server-state file {path}: {exc} - "
                             "a reload of haproxy would undo it", reason="state_file", state_file=path) from None
     return path
+
+
+# --------------------------------------------------------------------------------------------------- hold
+
+
+def parse_map(text):
+    """``show map <file>`` reply to ``{key: value}`` (lines ``0x<ref> <key> <value>``; the first entry of a key wins,
+    as in HAProxy's lookups)."""
+    entries = {}
+    for line in text.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) >= 2 and parts[0].startswith("0x"):
+            entries.setdefault(parts[1], parts[2].strip() if len(parts) > 2 else "")
+    return entries
+
+
+def held_backends(api, hold_map):
+    """The backends whose new requests the front door holds now (``{backend: held since, epoch s}``)."""
+    command = f"show map {hold_map}"
+    reply = api.command(command)
+    if reply.strip() and not reply.lstrip().startswith("0x"):
+        check_reply(command, reply)  # an error line (an unknown map) instead of entries
+    return parse_map(reply)
+
+
+def hold(api, backend, hold_map, drain_timeout=30.0, clock=time.monotonic, sleep=time.sleep, now=time.time):
+    """Hold the new requests of ``backend`` at the front door, then wait until its servers carry no request.
+
+    The front door's Lua action ``sophia_hold`` (role front_door) keeps every new request of a backend whose name
+    is in ``hold_map`` waiting inside HAProxy (never answered, never sent to a server) until the entry goes or the
+    role's ``front_door_hold_max`` passes. Requests already at a server finish; when none is left (``scur`` and
+    ``qcur`` 0 on every server), nothing writes through the front door: the service's writes are paused.
+    Returns ``{"changed", "since", "drain"}``; a hold already in place is kept (``changed`` false).
+    """
+    servers = read_backend(api, backend)
+    current = held_backends(api, hold_map)
+    changed = backend not in current
+    if changed:
+        api.run(f"add map {hold_map} {backend} {int(now())}")
+    drain = wait_drained(api, backend, [s["name"] for s in servers], drain_timeout, clock, sleep)
+    return {"changed": changed, "since": current.get(backend) or str(int(now())), "drain": drain}
+
+
+def release(api, backend, hold_map):
+    """Let the held requests of ``backend`` go on (to whichever servers the weights say now); True if it was held."""
+    if backend not in held_backends(api, hold_map):
+        return False
+    command = f"del map {hold_map} {backend}"
+    reply = api.command(command)
+    if reply.strip().startswith("Key not found"):
+        return False  # released meanwhile (by another run, or a reload)
+    check_reply(command, reply)
+    return True
 
 
 # --------------------------------------------------------------------------------------------------- runner

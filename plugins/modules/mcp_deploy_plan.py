@@ -73,6 +73,14 @@ options:
     type: list
     elements: str
     default: []
+  services:
+    description:
+      - Only these services of the selected waves (empty - all of them), for example the ones a phase 3 run cuts
+        over. The other services' objects are left as they are (never pruned). A name the manifests do not have
+        fails the task before anything is planned.
+    type: list
+    elements: str
+    default: []
   gpu_wave:
     description: Give GPU services a wave of their own after the other services of the same criticality.
     type: bool
@@ -379,6 +387,7 @@ def argument_spec():
         namespace={"type": "str", "default": "sophia-mcp"},
         stack={"type": "str", "default": "sophia-mcp"},
         waves={"type": "list", "elements": "str", "default": []},
+        services={"type": "list", "elements": "str", "default": []},
         gpu_wave={"type": "bool", "default": True},
         default_criticality={"type": "str", "choices": ["critical", "non-critical"], "default": "critical"},
         dependencies={"type": "dict", "default": {}},

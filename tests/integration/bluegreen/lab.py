@@ -466,8 +466,9 @@ class Traffic:
 def converge(requests, start, on_target):
     """When every request sent after some moment is on target, from the request records sorted by ``at``.
 
-    ``switch_s``: from ``start`` to the first request after which every one is on target (0 when every request
-    from ``start`` on is; None when the last one is not); ``lower_s``: to the last one that is not (0 if none).
+    ``switch_s``: from ``start`` to the first request after which every one is on target (None when the last one
+    is not), an upper bound at the recorder's resolution (1 / rate); ``lower_s``: to the last one that is not (0 if
+    none). As benchmarks/switch.py measures it.
     """
     mine = [r for r in requests if r["at"] >= start]
     off = [index for index, record in enumerate(mine) if not on_target(record)]
@@ -475,7 +476,7 @@ def converge(requests, start, on_target):
     if not mine:
         return dict(figures, switch_s=None, lower_s=None)
     if not off:
-        return dict(figures, switch_s=0.0, lower_s=0.0)
+        return dict(figures, switch_s=round(mine[0]["at"] - start, 4), lower_s=0.0)
     if off[-1] == len(mine) - 1:
         return dict(figures, switch_s=None, lower_s=round(mine[-1]["at"] - start, 4))
     return dict(figures, switch_s=round(mine[off[-1] + 1]["at"] - start, 4), lower_s=round(mine[off[-1]]["at"] - start, 4))

@@ -48,6 +48,8 @@ def measured(traffic, run, backend):
     """switch_s of one run: from the first move of the weights after the task started until every new request was
     answered by ``backend`` (0 when the weights never moved and every request reached it)."""
     start = traffic.switch_started(after=run.start)
+    if start is None and all(r.get("backend") in (None, backend) for r in traffic.requests):
+        return {"switch_s": 0.0, "lower_s": 0.0, "switch_start": None}  # traffic never left ``backend``
     if start is None:
         return dict(converge(traffic.requests, run.start, on(backend)), switch_start=None)
     return dict(converge(traffic.requests, start, on(backend)), switch_start=round(start - traffic.started, 3))

@@ -1,6 +1,6 @@
 # Copyright (c) 2026 sophia_ai.platform contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""playbooks/phase2.yml on the lab, for real, twice (what `make phase2` runs).
+"""playbooks/phase2.yml on the lab, for real, twice (what `make phase2` runs; fixture ``phase2`` in conftest.py).
 
 The single-node Swarm of `make lab` (playbooks/lab.yml: the 28-service sample stack and the front door) keeps
 serving while phase 2 runs; the lab cluster (upstream Kubernetes from source) stands in for K3s, which cannot be
@@ -11,68 +11,16 @@ front door (HAProxy), traffic_switch and the traffic recorder through the front 
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
+
+from .lab import non_critical_services
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[3]
 CACHE = Path(os.environ.get("SOPHIA_CACHE", Path.home() / ".cache/sophia-platform"))
-
-
-def non_critical_services():
-    stack = yaml.safe_load((REPO / "examples" / "sophia-mcp-stack.yml").read_text())
-    return sorted(name for name, svc in stack["services"].items()
-                  if ((svc.get("deploy") or {}).get("labels") or {}).get("sophia.ai/criticality") == "non-critical")
-
-
-def playbook(name, *extra):
-    env = {**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_NOCOLOR": "1"}
-    path = name if name.startswith("/") else f"playbooks/{name}"
-    res = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventories/lab",
-                          path, *extra], cwd=REPO, env=env, capture_output=True, text=True,
-                         timeout=1500, check=False)
-    assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-2000:]
-    return json.loads(res.stdout)
-
-
-def kubectl(kubeconfig, *args):
-    return subprocess.run([str(CACHE / "bin" / "kubernetes" / "kubectl"), "--kubeconfig", kubeconfig, *args],
-                          capture_output=True, text=True, timeout=300, check=False)
-
-
-@pytest.fixture(scope="module")
-def phase2(lab_kubeconfig, engine, tmp_path_factory):
-    was_swarm = engine.info()["Swarm"]["LocalNodeState"] == "active"
-    report_dir = tmp_path_factory.mktemp("phase2")
-    # from the start: no namespace of an earlier run, the front door in front of Swarm only
-    kubectl(lab_kubeconfig, "delete", "namespace", "sophia", "--ignore-not-found", "--wait=true", "--timeout=180s")
-    playbook("lab.yml")  # the Swarm with the sample stack, and the front door in front of it
-    extra = ["-e", f"phase2_report_dir={report_dir}"]
-    first = playbook("phase2.yml", *extra)
-    report = json.loads((report_dir / "phase2.json").read_text())
-    second = playbook("phase2.yml", *extra)
-    yield first, report, second, report_dir
-    # The way back, as an operator takes it: each moved service's traffic to Swarm (traffic_switch), then the front
-    # door without the K3s servers (lab.yml) and the namespace gone.
-    back = report_dir / "back.yml"
-    back.write_text(yaml.safe_dump([{"name": "Back to Swarm", "hosts": "front_door", "gather_facts": False, "tasks": [
-        {"name": "Traffic to Swarm", "sophia_ai.platform.traffic_switch": {
-            "service": "{{ item }}", "to": "swarm", "socket": "{{ front_door_socket }}",
-            "state_file": "{{ front_door_server_state_file }}"},
-         "loop": report["moved_to_k3s"]}]}], sort_keys=False))
-    playbook(str(back))
-    playbook("lab.yml")  # the front door back to Swarm only
-    kubectl(lab_kubeconfig, "delete", "namespace", "sophia", "--wait=true", "--timeout=180s")
-    if not was_swarm:
-        subprocess.run(["docker", "stack", "rm", "sophia"], check=False, capture_output=True)
-        subprocess.run(["docker", "swarm", "leave", "--force"], check=False, capture_output=True)
 
 
 def test_the_non_critical_services_answer_from_k3s_through_the_front_door(phase2):

@@ -11,12 +11,17 @@ service added) that keeps a switch traffic_switch made. The systemd mode needs s
 from __future__ import annotations
 
 import hashlib
+import http.client
+import json
 import os
 import stat
+import threading
 import time
 from pathlib import Path
 
 import pytest
+
+from ansible_collections.sophia_ai.platform.plugins.module_utils import _haproxy
 
 from .frontdoor import Backend, FrontDoor, Load, free_ports, mcp_call, run_playbook, stats, task_results
 
@@ -152,17 +157,87 @@ def test_the_production_configuration_passes_haproxy_check(repo, tmp_path):
     socket and syslog - is rendered from the role's template and must pass ``haproxy -c``."""
     role_dir = repo / "roles" / "front_door"
     dest = tmp_path / "haproxy.cfg"
+    # the hold's Lua action and map go to tmp_path (the defaults put them under /etc/haproxy); task variables, as
+    # the play's vars_files (the role's defaults) take precedence over play variables
+    hold = {"front_door_hold_lua_path": str(tmp_path / "sophia_hold.lua"),
+            "front_door_hold_map": str(tmp_path / "sophia-held.map")}
     play = {"name": "Production configuration", "hosts": "localhost", "gather_facts": False,
             "vars_files": [str(role_dir / "defaults" / "main.yml")],
             "vars": {"front_door_services": [service("mcp-gong", 19005, 9005, 30905)]},
-            "tasks": [{"name": "Render", "ansible.builtin.template": {
-                "src": str(role_dir / "templates" / "haproxy.cfg.j2"), "dest": str(dest), "mode": "0600",
-                "validate": "/usr/sbin/haproxy -c -f %s"}}]}
+            "tasks": [
+                {"name": "Render the hold", "vars": hold, "ansible.builtin.template": {
+                    "src": str(role_dir / "templates" / "sophia_hold.lua.j2"),
+                    "dest": hold["front_door_hold_lua_path"], "mode": "0644"}},
+                {"name": "The hold map", "ansible.builtin.copy": {
+                    "dest": hold["front_door_hold_map"], "content": "", "mode": "0644"}},
+                {"name": "Render", "vars": hold, "ansible.builtin.template": {
+                    "src": str(role_dir / "templates" / "haproxy.cfg.j2"), "dest": str(dest), "mode": "0600",
+                    "validate": "/usr/sbin/haproxy -c -f %s"}}]}
     rc, out = run_playbook(tmp_path, [play])
     assert rc == 0, out["stderr"][-3000:] + str(task_results(out, "Render"))
     text = dest.read_text()
     for line in ("user haproxy", "group haproxy", "log /dev/log local0",
                  "stats socket /run/haproxy/admin.sock mode 0660 group haproxy level admin expose-fd listeners",
                  "server-state-file /var/lib/haproxy/server-state", "bind 0.0.0.0:19005",
-                 "server swarm 127.0.0.1:9005 weight 100 check", "server k3s 127.0.0.1:30905 weight 0 check"):
+                 "server swarm 127.0.0.1:9005 weight 100 check", "server k3s 127.0.0.1:30905 weight 0 check",
+                 f"lua-load {tmp_path / 'sophia_hold.lua'}", "http-request lua.sophia_hold 30000"):
         assert line in text
+
+
+def held_call(port, out):
+    """One MCP call on a new connection; ``out`` gets (status, X-Sophia-Backend, X-Sophia-Held-Ms)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("POST", "/mcp", body=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                                      "params": {"name": "server_info", "arguments": {}}}),
+                     headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"})
+        resp = conn.getresponse()
+        resp.read()
+        out.extend([resp.status, resp.getheader("X-Sophia-Backend"), resp.getheader("X-Sophia-Held-Ms")])
+    finally:
+        conn.close()
+
+
+def test_the_hold_pauses_new_requests_and_sends_them_where_the_weights_say_on_release(role):
+    """front_door_hold under steady load (50 requests/s, never retried): while mcp-gong is held no request reaches a
+    server and none fails; the weights move to k3s during the hold, and every held request is answered by k3s once
+    released (what bluegreen_cutover does around a stateful service's data copy)."""
+    front_door, runs, ports = role
+    front_door.reset("mcp-gong", {"swarm": 100, "k3s": 0})
+    text = front_door.config.read_text()
+    hold_map = str(front_door.dir / "sophia-held.map")
+    assert f"lua-load {front_door.dir / 'sophia_hold.lua'}" in text
+    assert "http-request lua.sophia_hold 30000" in text
+
+    def served():
+        return {name: int(front_door.status("mcp-gong", name)["stot"]) for name in ("swarm", "k3s")}
+
+    single = []
+    try:
+        with Load(ports["gong"], rate=50, workers=8) as load:
+            time.sleep(1.0)
+            held = _haproxy.hold(front_door.api, "mcp-gong", hold_map, drain_timeout=5)
+            held_at = time.monotonic()
+            before = served()
+            probe = threading.Thread(target=held_call, args=(ports["gong"], single))
+            probe.start()
+            time.sleep(2.0)
+            during = served()
+            for command in ("set server mcp-gong/k3s weight 100", "set server mcp-gong/swarm weight 0"):
+                front_door.api.run(command)
+            released_at = time.monotonic()
+            assert _haproxy.release(front_door.api, "mcp-gong", hold_map) is True
+            probe.join(10)
+            time.sleep(1.0)
+    finally:
+        _haproxy.release(front_door.api, "mcp-gong", hold_map)
+        front_door.reset("mcp-gong", {"swarm": 100, "k3s": 0})
+    assert held["changed"] is True and held["drain"]["complete"] is True, held
+    assert during == before, (before, during)  # nothing reached a server while held
+    assert load.failures() == [], load.failures()[:5]
+    waited = [r for r in load.records if held_at + 0.05 < r[0] < released_at - 0.05]
+    assert waited, load.summary()
+    assert all(r[1] >= released_at - 0.01 and r[3] == "k3s" for r in waited), waited[:5]
+    assert max(r[1] - r[0] for r in waited) >= 1.5
+    assert single[0] == 200 and single[1] == "k3s" and int(single[2]) >= 1500, single
+    assert _haproxy.held_backends(front_door.api, hold_map) == {}

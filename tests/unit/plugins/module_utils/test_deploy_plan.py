@@ -115,6 +115,26 @@ def test_wave_selection(sample, waves, gpu_wave, selected):
         assert "mcp-reranker" in [s["name"] for s in wave(plan, "non-critical")["services"]]
 
 
+def test_services_narrow_the_selected_waves(sample):
+    """phase 3 deploys only the services it cuts over: the others' objects are neither planned nor pruned."""
+    live = dp.Live(objects=[_live("Deployment", "mcp-slack", "sophia-mcp-deploy"),
+                            _live("NetworkPolicy", "mcp-slack-ingress", "sophia-mcp-deploy", "networking.k8s.io/v1"),
+                            _live("Deployment", "mcp-retired", "sophia-mcp-deploy")])
+    plan = plan_of(sample, live=live, waves=["critical"], services=["mcp-gong", "mcp-embeddings"], secret_keys=KEY)
+    assert plan["selected_waves"] == ["critical", "critical-gpu"]
+    assert {w["name"]: [s["name"] for s in w["services"]] for w in plan["waves"] if w["selected"]} == {
+        "critical": ["mcp-gong"], "critical-gpu": ["mcp-embeddings"]}
+    assert plan["counts"]["selected_services"] == 2
+    assert sorted(o["metadata"]["name"] for o in objects(plan, "Deployment")) == ["mcp-embeddings", "mcp-gong"]
+    assert [o["name"] for o in plan["prune"]] == ["mcp-retired"]
+
+
+def test_unknown_service_fails(sample):
+    with pytest.raises(InputError, match="services: mcp-nope is not a service of the manifests") as err:
+        plan_of(sample, services=["mcp-gong", "mcp-nope"], secret_keys=KEY)
+    assert err.value.details["reason"] == "unknown_service"
+
+
 def test_unknown_wave_fails(sample):
     with pytest.raises(InputError, match="'gpu' is not a wave"):
         plan_of(sample, waves=["gpu"], secret_keys=KEY)

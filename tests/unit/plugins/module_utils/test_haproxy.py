@@ -504,3 +504,89 @@ def test_saved_state_of_backends_whose_servers_changed_is_dropped():
     assert pruned.splitlines()[:2] == text.splitlines()[:2], "the version and header lines stay"
     assert [line for line in _haproxy.prune_server_state(text, []).splitlines() if line] == text.splitlines()[:2]
     assert _haproxy.prune_server_state("", same) == ""
+
+
+# --------------------------------------------------------------------------------------------------- hold
+
+HOLD_MAP = "/etc/haproxy/sophia-held.map"
+
+
+class MapReplay(Replay):
+    """Replay that also answers the hold map's commands with the captures (hold-*.txt) and records add / del."""
+
+    def __init__(self, answers, held=False):
+        super().__init__(answers)
+        self.held = held
+
+    def command(self, line):
+        if line == f"show map {HOLD_MAP}":
+            return capture("hold-show-held.txt" if self.held else "hold-show-empty.txt")
+        if line.startswith("show map "):
+            return capture("hold-show-unknown-map.txt")
+        if line.startswith("add map "):
+            self.sent.append(line)
+            self.held = True
+            return capture("hold-add.txt")
+        if line.startswith("del map "):
+            self.sent.append(line)
+            was, self.held = self.held, False
+            return capture("hold-del.txt" if was else "hold-del-missing.txt")
+        return super().command(line)
+
+
+def hold_replay(stat_text=None, held=False):
+    return MapReplay({"show servers state mcp-gong": capture("gong-servers-state.txt"),
+                      "show stat": stat_text or capture("gong-stat.txt")}, held=held)
+
+
+def test_parse_map_of_the_captures():
+    assert _haproxy.parse_map(capture("hold-show-empty.txt")) == {}
+    assert _haproxy.parse_map(capture("hold-show-held.txt")) == {"mcp-gong": "1764161000"}
+
+
+def test_hold_adds_the_backend_and_waits_for_its_servers_to_finish():
+    busy = with_sessions(capture("gong-stat.txt"), "mcp-gong", "swarm", 2)
+    api = hold_replay()
+    api.answers["show stat"] = [busy, busy, busy, capture("gong-stat.txt")]  # read_backend's, then the wait's
+    clock = Clock()
+    result = _haproxy.hold(api, "mcp-gong", HOLD_MAP, 10, clock, clock.sleep, now=lambda: 1764161000.5)
+    assert api.sent == [f"add map {HOLD_MAP} mcp-gong 1764161000"]
+    assert result["changed"] is True and result["since"] == "1764161000"
+    assert result["drain"] == {"servers": ["swarm", "k3s"], "complete": True, "sessions_left": {}, "waited_s": 0.2}
+
+
+def test_hold_already_in_place_is_kept():
+    api = hold_replay(held=True)
+    result = _haproxy.hold(api, "mcp-gong", HOLD_MAP, 10)
+    assert api.sent == [] and result["changed"] is False and result["since"] == "1764161000"
+
+
+def test_hold_says_when_the_drain_does_not_finish():
+    api = hold_replay(with_sessions(capture("gong-stat.txt"), "mcp-gong", "k3s", 1))
+    clock = Clock()
+    result = _haproxy.hold(api, "mcp-gong", HOLD_MAP, 1.0, clock, clock.sleep)
+    assert result["drain"]["complete"] is False and result["drain"]["sessions_left"] == {"k3s": 1}
+
+
+def test_release_removes_the_backend_once():
+    api = hold_replay(held=True)
+    assert _haproxy.release(api, "mcp-gong", HOLD_MAP) is True
+    assert _haproxy.release(api, "mcp-gong", HOLD_MAP) is False
+    assert api.sent == [f"del map {HOLD_MAP} mcp-gong"]
+
+
+def test_a_front_door_without_the_hold_is_named():
+    api = hold_replay()
+    with pytest.raises(ApiError) as err:
+        _haproxy.hold(api, "mcp-gong", "/etc/haproxy/other.map")
+    assert err.value.details["reason"] == "hold_unsupported"
+    assert "front_door_hold" in str(err.value)
+    assert api.sent == []
+
+
+def test_hold_of_an_unknown_backend_changes_nothing():
+    api = MapReplay({"show servers state nope": capture("error-cant-find-backend.txt"), "show stat": capture("all-stat.txt")})
+    with pytest.raises(ApiError) as err:
+        _haproxy.hold(api, "nope", HOLD_MAP)
+    assert err.value.details["reason"] == "unknown_service"
+    assert api.sent == []

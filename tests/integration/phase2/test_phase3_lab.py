@@ -1,0 +1,126 @@
+# Copyright (c) 2026 sophia_ai.platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""playbooks/phase3.yml, rollback.yml and retire_swarm.yml on the lab, for real (fixtures in conftest.py).
+
+After phase 2 (the lab's Swarm with the 28-service sample stack, the front door, the non-critical services on the
+lab cluster), phase 3 cuts two critical services over from Swarm to the lab cluster with bluegreen_cutover at the
+front door, twice; the traffic recorder of the playbook measures every service for the whole run. Then
+retire_swarm.yml must refuse (the 2 h windows are open) and rollback.yml moves one service back under 50 requests/s.
+The lab cluster (upstream Kubernetes from source) stands in for K3s, which cannot be built here; everything else is
+real: kompose, server-side apply, the Swarm, HAProxy, the recorder.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+
+import docker
+import pytest
+import yaml
+
+from ansible_collections.sophia_ai.platform.plugins.module_utils import _recorder
+
+from .lab import PHASE3_SERVICES, REPO, kubectl, playbook
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+NAMESPACE = "sophia"
+OFFSET = 10000  # inventories/lab: lab_front_door_port_offset
+
+
+def published_port(name):
+    stack = yaml.safe_load((REPO / "examples" / "sophia-mcp-stack.yml").read_text())
+    return int(stack["services"][name]["ports"][0]["published"])
+
+
+def annotations(kubeconfig, name):
+    res = kubectl(kubeconfig, "-n", NAMESPACE, "get", "service", name, "-o", "json")
+    assert res.returncode == 0, res.stderr
+    return {k[len("sophia.ai/bluegreen-"):]: v for k, v in
+            (json.loads(res.stdout)["metadata"].get("annotations") or {}).items() if k.startswith("sophia.ai/bluegreen-")}
+
+
+def swarm_replicas(name):
+    client = docker.from_env()
+    try:
+        svc = client.services.get(f"sophia_{name}")
+        running = [t for t in svc.tasks() if t["Status"]["State"] == "running"]
+        return svc.attrs["Spec"]["Mode"]["Replicated"]["Replicas"], len(running)
+    finally:
+        client.close()
+
+
+def test_phase3_cuts_the_named_services_over_and_keeps_their_swarm_services(phase3):
+    dummy, report, dummy2, dummy3 = phase3
+    assert sorted(report["on_k3s"]) == sorted(PHASE3_SERVICES)
+    for cutover in report["cutovers"]:
+        assert cutover["state"] == "promoted" and cutover["active"] == "green", cutover
+    services = report["traffic"]["services"]
+    for name in PHASE3_SERVICES:
+        # answered by Swarm at the start and by K3s at the end of the run
+        assert services[name]["backends"].get("k3s", 0) > 0, (name, services[name])
+        assert services[name]["backends"].get("swarm", 0) > 0, (name, services[name])
+        assert swarm_replicas(name) == (1, 1)  # blue at full scale for the window
+
+
+def test_zero_failed_requests_through_phase3(phase3):
+    dummy, report, dummy2, dummy3 = phase3
+    overall = report["traffic"]["overall"]
+    assert overall["requests"] >= 28 * 20, overall
+    failing = {name: (entry["failed"], entry["outcomes"]) for name, entry in report["traffic"]["services"].items()
+               if entry["failed"]}
+    assert overall["failed"] == 0 and overall["availability"] == 1.0, (overall, failing)
+
+
+def test_cutover_state_is_recorded_on_the_k3s_service(phase3, lab_kubeconfig):
+    for name in PHASE3_SERVICES:
+        notes = annotations(lab_kubeconfig, name)
+        assert notes["state"] == "promoted", notes
+        end = datetime.fromisoformat(notes["window-end"].replace("Z", "+00:00"))
+        left = (end - datetime.now(timezone.utc)).total_seconds()
+        assert 3600 < left <= 7200, notes  # the 2 h default window, opened by the first run
+        history = json.loads(notes["history"])
+        assert history and history[-1]["outcome"], history
+
+
+def test_second_run_of_phase3_changes_nothing(phase3):
+    dummy, dummy2, second, dummy3 = phase3
+    for host, stats in second["stats"].items():
+        assert stats["changed"] == 0 and stats["failures"] == 0, (host, stats)
+
+
+def test_retire_swarm_refuses_while_the_windows_are_open(phase3):
+    rc, out = playbook("retire_swarm.yml", check=False)
+    assert rc != 0
+    text = json.dumps(out)
+    assert "Rollback window still open" in text and "Nothing was changed" in text
+    for name in PHASE3_SERVICES:
+        assert swarm_replicas(name) == (1, 1)
+
+
+def test_rollback_moves_one_service_back_to_swarm_with_no_failed_request(phase3, lab_kubeconfig, tmp_path):
+    name = PHASE3_SERVICES[0]
+    out = str(tmp_path / "rollback.jsonl")
+    _recorder.start({"targets": {name: f"http://127.0.0.1:{published_port(name) + OFFSET}/mcp"}, "rate": 50,
+                     "out": out})
+    try:
+        time.sleep(3)
+        first = playbook("rollback.yml", "-e", f"rollback_services={name}")
+        time.sleep(max(0.0, 22 - 3))  # >= 1,000 requests at 50/s in all
+    finally:
+        summary = _recorder.stop(out)["summary"]
+    overall = summary["overall"]
+    print(f"rollback of {name}: {overall['requests']} requests, {overall['failed']} failed, "
+          f"p99 {overall['latency_ms']['p99']} ms, backends {overall['backends']}")
+    assert overall["requests"] >= 1000 and overall["failed"] == 0, overall
+    assert set(overall["backends"]) == {"k3s", "swarm"}, overall  # it moved during the recording
+    records, dummy = _recorder.load_records(out)
+    answered = [r for r in records if r.get("kind") == "request" and r.get("outcome") == "ok"]
+    assert answered[-1]["backend"].startswith("swarm"), answered[-1]
+    assert annotations(lab_kubeconfig, name)["state"] == "rolled_back"
+    assert sum(stats["changed"] for stats in first["stats"].values()) >= 1
+    again = playbook("rollback.yml", "-e", f"rollback_services={name}")
+    for host, stats in again["stats"].items():
+        assert stats["changed"] == 0 and stats["failures"] == 0, (host, stats)
