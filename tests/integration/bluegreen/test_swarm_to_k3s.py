@@ -175,8 +175,11 @@ def test_abort_when_green_never_becomes_ready(swarm_to_k3s, record_property):
 def test_failed_post_promotion_check_rolls_back(swarm_to_k3s, record_property):
     lab = swarm_to_k3s
     ensure_on_swarm(lab)
+    # three attempts, 1 s apart: K3s serves for ~2 s before the automatic rollback, long enough for the weights
+    # watcher (one reading every 20 ms on a busy machine) to see the switch; with one attempt the 404 came back in
+    # milliseconds and a CI run saw no reading with the weights on k3s
     failing = [{"name": "active-missing-path", "type": "http", "target": "active", "path": "/no-such-path",
-                "attempts": 1, "timeout": 2}]
+                "attempts": 3, "timeout": 2}]
     with lab.traffic("swarm-post-check") as traffic:
         traffic.warmup()
         run = run_cutover(lab.work, promote_params(lab, post_promotion_checks=failing))
