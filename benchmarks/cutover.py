@@ -28,8 +28,8 @@ up after ``ready_timeout`` 20 s with reason ``green_not_ready`` and keeps Swarm 
 per-request lines (the front door's ``X-Sophia-Backend`` header says which server answered): the start is the
 last reading of the backend's weights (runtime API, read every 20 ms while the case runs) that still showed the old
 weights, so ``switch_s`` is an upper bound; "every new request" = the first request after which every one was
-answered ``ok`` by the new side. For the abort, the time until every new request reaches Swarm again, 0 when the
-weights never moved and no request was answered by K3s. ``switch_s_lower`` is the last request that did not reach the
+answered ``ok`` by the new side (counted from the task's start when the weights never moved). For the abort, the
+time until every new request reaches Swarm again, 0 when no request was answered by K3s. ``switch_s_lower`` is the last request that did not reach the
 new side (0 when none). ``module_switch_seconds`` is the module's own ``switch_seconds``.
 
 The last line is one JSON object ``{"promote": {...}, "abort": {...}, "rollback": {...}}``, each with requests, failed,
@@ -79,31 +79,9 @@ import docker  # noqa: E402
 from tests.integration.bluegreen import lab  # noqa: E402
 
 
-def promote_params(setup, **more):
-    params = {
-        "state": "promoted",
-        "rollback_window": "2h",
-        "ready_timeout": 120,
-        "pre_promotion_checks": [{"name": "k3s-ready", "type": "http", "target": "preview"},
-                                 {"name": "k3s-mcp", "type": "mcp", "target": "preview", "tools": ["echo"]}],
-        "post_promotion_checks": [{"name": "front-door-mcp", "type": "mcp", "target": "active", "tools": ["echo"]}],
-    }
-    params.update(more)
-    return setup.params(**params)
-
-
 def measure(traffic, run, target, min_requests):
     """One case's figures from the recorder's lines, the weight watcher and the module's result."""
-    def on_target(record):
-        return record["outcome"] == "ok" and record.get("backend") == target
-
-    start = traffic.switch_started(after=run.start)
-    if start is None and all(r.get("backend") in (None, target) for r in traffic.requests):
-        # the weights never moved and no request was answered by the other side: traffic never left the target
-        # (failed requests, if any, are counted in failed, not here)
-        switch = {"switch_s": 0.0, "lower_s": 0.0}
-    else:
-        switch = lab.converge(traffic.requests, traffic.started if start is None else start, on_target)
+    switch = lab.switch_to(traffic, run, target)  # as the integration tests measure it
     figures = traffic.figures()
     return {
         "requests": figures["requests"],
@@ -114,7 +92,7 @@ def measure(traffic, run, target, min_requests):
         "p99_ms": figures["p99_ms"],
         "switch_s": switch["switch_s"],
         "switch_s_lower": switch["lower_s"],
-        "weights_moved": start is not None,
+        "weights_moved": switch["switch_start"] is not None,
         "module_switch_seconds": run.result.get("switch_seconds"),
         "task_s": round(run.end - run.start, 3),
         "playbook_s": round(run.wall, 3),
@@ -199,12 +177,12 @@ def main() -> int:  # pylint: disable=too-many-locals
         with tempfile.TemporaryDirectory(prefix="sophia-bench-cutover-") as tmp:
             setup = lab.SwarmToK3sLab(kubeconfig, tmp, engine).up()
             try:
-                run_case(setup, "promote", promote_params(setup), "k3s", args, results)
+                run_case(setup, "promote", setup.promote_params(), "k3s", args, results)
                 run_case(setup, "rollback", setup.params(state="rolled_back", reason="benchmark: rollback"), "swarm",
                          args, results)
                 setup.kube.scale(setup.namespace, setup.NAME, 0)
                 setup.green_env(MCP_READY_FILE="/nonexistent")  # green's /readyz answers 503 for ever
-                run_case(setup, "abort", promote_params(setup, ready_timeout=20), "swarm", args, results)
+                run_case(setup, "abort", setup.promote_params(ready_timeout=20), "swarm", args, results)
             finally:
                 setup.down()
                 lab.log("cleaned up: recorder stopped, HAProxy stopped, Swarm service and namespace removed")

@@ -485,6 +485,23 @@ def converge(requests, start, on_target):
 # ------------------------------------------------------------------------------------------------ the module
 
 
+def on_backend(backend):
+    """A request answered ``ok`` by one front door server (``swarm`` or ``k3s``)."""
+    return lambda record: record["outcome"] == "ok" and record.get("backend") == backend
+
+
+def switch_to(traffic, run, backend):
+    """``switch_s`` of one run: from the first move of the weights after the task started until every new request
+    was answered by ``backend`` (from the task's start when the weights never moved; 0 when traffic never left
+    ``backend``), ``lower_s``, and ``switch_start`` (seconds into the recording, None when the weights never moved)."""
+    start = traffic.switch_started(after=run.start)
+    if start is None and all(r.get("backend") in (None, backend) for r in traffic.requests):
+        return {"switch_s": 0.0, "lower_s": 0.0, "switch_start": None}  # traffic never left ``backend``
+    if start is None:
+        return dict(converge(traffic.requests, run.start, on_backend(backend)), switch_start=None)
+    return dict(converge(traffic.requests, start, on_backend(backend)), switch_start=round(start - traffic.started, 3))
+
+
 class Run:
     """One ansible-playbook run of the module: rc, its result, the task's start and end (epoch), the wall time."""
 
@@ -683,6 +700,18 @@ class SwarmToK3sLab:
                 "swarm_service": self.swarm_service, "front_door_socket": self.front_door.socket,
                 "front_door_state_file": self.front_door.state_file, "front_door_url": f"http://127.0.0.1:{self.port}",
                 **more}
+
+    def promote_params(self, **more):
+        """A promote to K3s as the tests and benchmarks/cutover.py run it: MCP and HTTP checks on the preview (the
+        K3s server), an MCP check through the front door after the switch, a 2 h window."""
+        return self.params(**{
+            "state": "promoted",
+            "rollback_window": "2h",
+            "ready_timeout": 120,
+            "pre_promotion_checks": [{"name": "k3s-ready", "type": "http", "target": "preview"},
+                                     {"name": "k3s-mcp", "type": "mcp", "target": "preview", "tools": ["echo"]}],
+            "post_promotion_checks": [{"name": "front-door-mcp", "type": "mcp", "target": "active", "tools": ["echo"]}],
+            **more})
 
     def annotations(self):
         return self.kube.annotations(self.namespace, self.NAME)

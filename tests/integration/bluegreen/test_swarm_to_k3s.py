@@ -19,40 +19,13 @@ from datetime import datetime, timezone
 
 import pytest
 
-from .lab import SETTLE_S, SwarmToK3sLab, check_results, converge, report, run_cutover, wait_for
+from .lab import (SETTLE_S, SwarmToK3sLab, check_results, converge, on_backend, report, run_cutover, switch_to,
+                  wait_for)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ON_SWARM = {"swarm": 100, "k3s": 0}
 ON_K3S = {"swarm": 0, "k3s": 100}
-
-
-def promote_params(lab, **more):
-    params = {
-        "state": "promoted",
-        "rollback_window": "2h",
-        "ready_timeout": 120,
-        "pre_promotion_checks": [{"name": "k3s-ready", "type": "http", "target": "preview"},
-                                 {"name": "k3s-mcp", "type": "mcp", "target": "preview", "tools": ["echo"]}],
-        "post_promotion_checks": [{"name": "front-door-mcp", "type": "mcp", "target": "active", "tools": ["echo"]}],
-    }
-    params.update(more)
-    return lab.params(**params)
-
-
-def on(backend):
-    return lambda record: record["outcome"] == "ok" and record.get("backend") == backend
-
-
-def measured(traffic, run, backend):
-    """switch_s of one run: from the first move of the weights after the task started until every new request was
-    answered by ``backend`` (0 when the weights never moved and every request reached it)."""
-    start = traffic.switch_started(after=run.start)
-    if start is None and all(r.get("backend") in (None, backend) for r in traffic.requests):
-        return {"switch_s": 0.0, "lower_s": 0.0, "switch_start": None}  # traffic never left ``backend``
-    if start is None:
-        return dict(converge(traffic.requests, run.start, on(backend)), switch_start=None)
-    return dict(converge(traffic.requests, start, on(backend)), switch_start=round(start - traffic.started, 3))
 
 
 def ensure_on_swarm(lab):
@@ -66,7 +39,7 @@ def ensure_on_swarm(lab):
 
 def ensure_promoted(lab):
     if lab.annotations().get("state") != "promoted":
-        run = run_cutover(lab.work, promote_params(lab))
+        run = run_cutover(lab.work, lab.promote_params())
         assert run.rc == 0, run.why()
     assert lab.weights() == ON_K3S
 
@@ -77,9 +50,9 @@ def test_promote_under_load_loses_no_request(swarm_to_k3s, record_property):
     swarm_before = lab.swarm_version()
     with lab.traffic("swarm-promote") as traffic:
         traffic.warmup()
-        run = run_cutover(lab.work, promote_params(lab))
+        run = run_cutover(lab.work, lab.promote_params())
         traffic.hold(after=run.end)
-    switch = measured(traffic, run, "k3s")
+    switch = switch_to(traffic, run, "k3s")
     figures = report(record_property, "swarm_to_k3s_promote", traffic, [run], switch_s=switch["switch_s"],
                      switch=switch, weight_changes=traffic.weight_changes())
     assert run.rc == 0, run.why()
@@ -90,7 +63,7 @@ def test_promote_under_load_loses_no_request(swarm_to_k3s, record_property):
     assert 0 < result["switch_seconds"] < 5 and result["window_open"] is True
     assert figures["requests"] >= 1000 and figures["failed"] == 0, figures
     assert switch["switch_s"] is not None and switch["switch_s"] < 5, switch
-    assert all(on("k3s")(r) for r in traffic.requests_after(run.end)), "requests after the promotion reached Swarm"
+    assert all(on_backend("k3s")(r) for r in traffic.requests_after(run.end)), "requests after the promotion reached Swarm"
     assert {s["name"] for s in traffic.samples_after(run.end + SETTLE_S)} == {SwarmToK3sLab.K3S_SERVER}
     assert lab.weights() == ON_K3S
     annotations = lab.annotations()
@@ -108,8 +81,8 @@ def test_rerun_changes_nothing(swarm_to_k3s, record_property):
     service_version = lab.kube.service(lab.namespace, lab.NAME).metadata.resource_version
     generation = lab.kube.deployment(lab.namespace, lab.NAME).metadata.generation
     with lab.traffic("swarm-rerun") as traffic:
-        checked = run_cutover(lab.work, promote_params(lab), check=True, diff=True)
-        run = run_cutover(lab.work, promote_params(lab))
+        checked = run_cutover(lab.work, lab.promote_params(), check=True, diff=True)
+        run = run_cutover(lab.work, lab.promote_params())
         traffic.hold(after=run.end, min_requests=0)
     report(record_property, "swarm_to_k3s_rerun", traffic, [checked, run])
     assert checked.rc == 0 and checked.result["changed"] is False, checked.why()
@@ -118,7 +91,7 @@ def test_rerun_changes_nothing(swarm_to_k3s, record_property):
     assert lab.kube.service(lab.namespace, lab.NAME).metadata.resource_version == service_version
     assert lab.kube.deployment(lab.namespace, lab.NAME).metadata.generation == generation
     assert len(traffic.weights) == 1 and lab.weights() == ON_K3S, traffic.weight_changes()
-    assert traffic.figures()["failed"] == 0 and all(on("k3s")(r) for r in traffic.requests)
+    assert traffic.figures()["failed"] == 0 and all(on_backend("k3s")(r) for r in traffic.requests)
 
 
 def test_rollback_within_the_window_loses_no_request(swarm_to_k3s, record_property):
@@ -128,7 +101,7 @@ def test_rollback_within_the_window_loses_no_request(swarm_to_k3s, record_proper
         traffic.warmup()
         run = run_cutover(lab.work, lab.params(state="rolled_back", reason="integration test: rollback in the window"))
         traffic.hold(after=run.end)
-    switch = measured(traffic, run, "swarm")
+    switch = switch_to(traffic, run, "swarm")
     figures = report(record_property, "swarm_to_k3s_rollback", traffic, [run], switch_s=switch["switch_s"],
                      switch=switch, weight_changes=traffic.weight_changes())
     assert run.rc == 0, run.why()
@@ -136,7 +109,7 @@ def test_rollback_within_the_window_loses_no_request(swarm_to_k3s, record_proper
     assert 0 < run.result["switch_seconds"] < 5
     assert figures["requests"] >= 1000 and figures["failed"] == 0, figures
     assert switch["switch_s"] is not None and switch["switch_s"] < 5, switch
-    assert all(on("swarm")(r) for r in traffic.requests_after(run.end))
+    assert all(on_backend("swarm")(r) for r in traffic.requests_after(run.end))
     assert lab.weights() == ON_SWARM
     annotations = lab.annotations()
     assert annotations["state"] == "rolled_back" and annotations["active"] == "swarm"
@@ -154,16 +127,16 @@ def test_abort_when_green_never_becomes_ready(swarm_to_k3s, record_property):
     try:
         with lab.traffic("swarm-abort") as traffic:
             traffic.warmup()
-            run = run_cutover(lab.work, promote_params(lab, ready_timeout=20))
+            run = run_cutover(lab.work, lab.promote_params(ready_timeout=20))
             traffic.hold(after=run.end)
-        switch = measured(traffic, run, "swarm")
+        switch = switch_to(traffic, run, "swarm")
         figures = report(record_property, "swarm_to_k3s_abort", traffic, [run], switch_s=switch["switch_s"],
                          switch=switch, weight_changes=traffic.weight_changes())
         assert run.rc != 0 and run.result["reason"] == "green_not_ready", run.why()
         assert run.result.get("aborted") is True
         assert figures["requests"] >= 1000 and figures["failed"] == 0, figures
         assert len(traffic.weights) == 1 and switch["switch_s"] == 0.0, traffic.weight_changes()
-        assert all(on("swarm")(r) for r in traffic.requests), "traffic left Swarm during the abort"
+        assert all(on_backend("swarm")(r) for r in traffic.requests), "traffic left Swarm during the abort"
         assert lab.weights() == ON_SWARM
         assert lab.annotations()["state"] == "aborted"
         assert lab.kube.deployment(lab.namespace, lab.NAME).spec.replicas == 0
@@ -182,13 +155,13 @@ def test_failed_post_promotion_check_rolls_back(swarm_to_k3s, record_property):
                 "attempts": 3, "timeout": 2}]
     with lab.traffic("swarm-post-check") as traffic:
         traffic.warmup()
-        run = run_cutover(lab.work, promote_params(lab, post_promotion_checks=failing))
+        run = run_cutover(lab.work, lab.promote_params(post_promotion_checks=failing))
         traffic.hold(after=run.end)
     moves = traffic.weight_changes()
     # the way back starts at the last reading that still showed the weights on k3s
     on_k3s = [entry for entry in traffic.weights if entry["weights"] == ON_K3S]
     back = on_k3s[0]["last_seen"] if on_k3s and traffic.weights[-1]["weights"] == ON_SWARM else None
-    switch = converge(traffic.requests, back, on("swarm")) if back else {"switch_s": None}
+    switch = converge(traffic.requests, back, on_backend("swarm")) if back else {"switch_s": None}
     figures = report(record_property, "swarm_to_k3s_post_check_rollback", traffic, [run], switch_s=switch["switch_s"],
                      switch=switch, weight_changes=moves)
     assert run.rc != 0, run.why()
@@ -197,7 +170,7 @@ def test_failed_post_promotion_check_rolls_back(swarm_to_k3s, record_property):
     assert figures["requests"] >= 1000 and figures["failed"] == 0, figures
     assert moves[0][1] == ON_SWARM and on_k3s and moves[-1][1] == ON_SWARM, moves
     assert switch["switch_s"] is not None and switch["switch_s"] < 5, switch
-    assert all(on("swarm")(r) for r in traffic.requests_after(run.end))
+    assert all(on_backend("swarm")(r) for r in traffic.requests_after(run.end))
     assert lab.weights() == ON_SWARM and lab.annotations()["state"] == "rolled_back"
 
 
@@ -208,7 +181,7 @@ def test_green_dies_after_promotion_and_rollback_restores_blue(swarm_to_k3s, rec
     ensure_on_swarm(lab)
     with lab.traffic("swarm-green-dies") as traffic:
         traffic.warmup()
-        promote = run_cutover(lab.work, promote_params(lab))
+        promote = run_cutover(lab.work, lab.promote_params())
         assert promote.rc == 0, promote.why()
         time.sleep(2)
         killed = time.time()
@@ -225,7 +198,7 @@ def test_green_dies_after_promotion_and_rollback_restores_blue(swarm_to_k3s, rec
     assert (rollback.result["state"], rollback.result["active"]) == ("rolled_back", "blue")
     assert lab.weights() == ON_SWARM
     assert all(killed <= r["at"] <= rollback.end for r in failures), "a request failed outside the outage"
-    assert all(on("swarm")(r) for r in traffic.requests_after(rollback.end))
+    assert all(on_backend("swarm")(r) for r in traffic.requests_after(rollback.end))
     assert figures["requests"] >= 1000
     assert lab.annotations()["state"] == "rolled_back"
     wait_for(lambda: lab.kube.deployment(lab.namespace, lab.NAME).spec.replicas == 0, 30, what="green at 0")
