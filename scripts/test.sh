@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command's body (run by `make test` after set-up): every quality gate, in order, each timed.
 #   changelog lint -> collection build -> ansible-test sanity (on the built collection) -> ansible-lint
-#   (production profile) -> pytest (unit), with the k3s_install molecule scenario running beside these three ->
-#   the other molecule scenarios -> pytest (integration), whose summary line closes the run.
+#   (production profile) -> pytest (unit) -> the other molecule scenarios, with the k3s_install molecule scenario
+#   running beside these four -> pytest (integration), whose summary line closes the run.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -52,7 +52,8 @@ lint() { ansible-lint --profile production --offline; }
 
 # Molecule scenarios that need neither the lab cluster nor a Swarm (their nodes are containers of their own, on a
 # network of their own) and spend most of their time waiting on `docker exec`: they run in the background beside
-# sanity, ansible-lint and the unit tests (molecule_beside), their output kept in a file and printed after.
+# sanity, ansible-lint, the unit tests and the other molecule scenarios (molecule_beside), their output kept in a
+# file and printed after.
 BESIDE=(k3s_install)
 
 molecule_beside_start() {
@@ -116,7 +117,7 @@ molecule_beside_start
 gate "ansible-test sanity" sanity
 gate "ansible-lint (production profile)" lint
 gate "pytest (unit)" unit
-gate "molecule (beside)" molecule_beside
 gate "molecule" molecule_scenarios
+gate "molecule (beside)" molecule_beside
 printf '\n=== gate times: %s\n' "$(IFS=,; echo "${TIMES[*]}")"
 gate "pytest (integration)" integration

@@ -96,6 +96,9 @@ def normalise_checks(checks, kind, mode):
             if not isinstance(check.get("job"), dict) or not (check["job"].get("template") or {}).get("spec"):
                 raise InputError(f"{where}.job must be a Job spec (with template.spec)", key=kind, reason="bad_check")
             item["job"] = check["job"]
+            if check.get("duration") not in (None, "", 0, "0"):
+                raise InputError(f"{where}.duration applies to http and mcp checks; a job check runs once", key=kind,
+                                 reason="bad_check")
         else:
             target = check.get("target") or ("preview" if kind == "pre_promotion_checks" else "active")
             if target not in ("preview", "active") and not re.match(r"^https?://[^/]+", str(target)):
@@ -103,11 +106,15 @@ def normalise_checks(checks, kind, mode):
                                  key=kind, reason="bad_check")
             item.update(target=target, path=check.get("path") or ("/readyz" if ctype == "http" else "/mcp"),
                         attempts=max(1, int(check.get("attempts") or 3)))
+            if check.get("duration") not in (None, "", 0, "0"):
+                # a soak: after its first pass the check runs again every second and must keep passing this long
+                item["duration"] = parse_duration(check["duration"], f"{where}.duration")
             if ctype == "http":
                 item["status"] = int(check.get("status") or 200)
             else:
                 item["tools"] = list(check.get("tools") or [])
-        unknown = set(check) - {"name", "type", "timeout", "job", "target", "path", "attempts", "status", "tools"}
+        unknown = set(check) - {"name", "type", "timeout", "job", "target", "path", "attempts", "status", "tools",
+                                "duration"}
         if unknown:
             raise InputError(f"{where} has unknown keys: {', '.join(sorted(unknown))}", key=kind, reason="bad_check")
         out.append(item)

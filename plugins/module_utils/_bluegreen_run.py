@@ -157,15 +157,33 @@ class Checks:
                 ok, detail, where = self._job(check)
             else:
                 urls = [f"{base.rstrip('/')}{check['path']}" for base in self._bases(check["target"], targets)]
-                ok, detail, where = True, [], ", ".join(urls)
-                for url in urls:
-                    one_ok, one_detail = (self._http if check["type"] == "http" else self._mcp)(check, url)
-                    ok = ok and one_ok
-                    detail.append(one_detail if len(urls) == 1 else f"{url}: {one_detail}")
-                detail = "; ".join(detail)
+                ok, detail = self._probe_all(check, urls)
+                where = ", ".join(urls)
+                if ok and check.get("duration"):
+                    ok, detail = self._soak(check, urls, detail)
             results.append({"name": check["name"], "type": check["type"], "phase": phase, "target": where, "ok": ok,
                             "seconds": round(self.run.clock() - start, 3), "detail": detail})
         return results
+
+    def _probe_all(self, check, urls):
+        ok, detail = True, []
+        for url in urls:
+            one_ok, one_detail = (self._http if check["type"] == "http" else self._mcp)(check, url)
+            ok = ok and one_ok
+            detail.append(one_detail if len(urls) == 1 else f"{url}: {one_detail}")
+        return ok, "; ".join(detail)
+
+    def _soak(self, check, urls, first):
+        """Run a passed check again every second until its ``duration`` is over; the first failure ends it."""
+        start, passes = self.run.clock(), 1
+        while self.run.clock() - start < check["duration"]:
+            self.run.sleep(1.0)
+            ok, detail = self._probe_all(check, urls)
+            if not ok:
+                return False, (f"failed {round(self.run.clock() - start, 1)} s into its {check['duration']} s soak "
+                               f"(after {passes} passes): {detail}")
+            passes += 1
+        return True, f"{first}; kept passing for {check['duration']} s ({passes} passes)"
 
     @staticmethod
     def _bases(target, targets):

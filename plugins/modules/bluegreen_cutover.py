@@ -125,6 +125,9 @@ options:
         C(attempts) (default 3, 1 s apart)."
       - "C(type: mcp) - an MCP probe (what C(sophia_ai.platform.mcp_probe) does): C(target), C(path) (default
         V(/mcp)), C(tools) (names that must be listed), C(timeout), C(attempts)."
+      - "C(duration) (http and mcp) - a soak: once passed, the check runs again every second and must keep passing
+        for this long (V(30s), V(2m), or seconds); its first failure fails the check. Without it a check passes
+        on its first good answer."
       - "C(type: job) - in_cluster only: C(job) (a Job C(spec)) is created in O(namespace) with C(generateName)
         C(<name>-check-), must succeed within C(timeout) (default 120 s) and is deleted afterwards."
       - In-cluster V(preview) and V(active) are the preview and active Services' ClusterIP and first port, which
@@ -296,9 +299,10 @@ EXAMPLES = r"""
     front_door_url: http://127.0.0.1:9107
     rollback_window: 4h
     post_promotion_checks:
-      - name: through the front door
+      - name: through the front door, for a minute
         type: mcp
         target: active
+        duration: 1m
   become: true
 
 - name: What would a completion do (check mode, diff)

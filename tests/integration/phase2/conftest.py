@@ -12,7 +12,6 @@ The lab cluster (upstream Kubernetes from source) stands in for K3s, which canno
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
@@ -28,8 +27,7 @@ def report_dir_for(factory, name):
 
 
 @pytest.fixture(scope="package")
-def phase2(lab_kubeconfig, engine, tmp_path_factory):  # noqa: F811  pylint: disable=redefined-outer-name
-    was_swarm = engine.info()["Swarm"]["LocalNodeState"] == "active"
+def phase2(lab_kubeconfig, lab_swarm, tmp_path_factory):  # noqa: F811  pylint: disable=redefined-outer-name
     # each run its own report directory: the first run's recording (traffic.jsonl) stays for a failure's post-mortem
     report_dir = report_dir_for(tmp_path_factory, "phase2-first")
     # from the start: no namespace of an earlier run, the front door in front of Swarm only
@@ -45,9 +43,7 @@ def phase2(lab_kubeconfig, engine, tmp_path_factory):  # noqa: F811  pylint: dis
     playbook("rollback.yml", "-e", "rollback_services=all")
     playbook("lab.yml")  # the front door back to Swarm only
     kubectl(lab_kubeconfig, "delete", "namespace", "sophia", "--wait=true", "--timeout=180s")
-    if not was_swarm:
-        subprocess.run(["docker", "stack", "rm", "sophia"], check=False, capture_output=True)
-        subprocess.run(["docker", "swarm", "leave", "--force"], check=False, capture_output=True)
+    # the Swarm and its stack stay for the session's other packages (fixture lab_swarm leaves it at the end)
 
 
 @pytest.fixture(scope="package")

@@ -3,7 +3,7 @@
 Runs playbooks/lab.yml twice against the real engine: the first run converges (or finds the lab already up),
 the second must report no change. Then one service is asked over MCP through its published port, and through
 the front door (HAProxy, role front_door) on that port + 10000.
-If the engine was not in a Swarm before, the test leaves the Swarm again afterwards.
+If the engine was not in a Swarm before the session, fixture lab_swarm leaves the Swarm again at its end.
 """
 
 from __future__ import annotations
@@ -36,14 +36,10 @@ def _run_lab(repo: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def lab(repo, engine):
-    was_swarm = engine.info()["Swarm"]["LocalNodeState"] == "active"
+def lab(repo, lab_swarm):  # pylint: disable=unused-argument
     first = _run_lab(repo)
     second = _run_lab(repo)
-    yield first, second
-    if not was_swarm:
-        subprocess.run(["docker", "stack", "rm", "sophia"], check=False, capture_output=True)
-        subprocess.run(["docker", "swarm", "leave", "--force"], check=False, capture_output=True)
+    return first, second
 
 
 def test_every_service_of_the_sample_stack_runs(lab):

@@ -45,8 +45,10 @@ def audit_task(register=None, **args):
 
 
 @pytest.fixture(scope="session")
-def sample_stack(repo, engine):
+def sample_stack(repo, lab_swarm):
     """The host engine's single-node Swarm with stack sophia, brought up with the lab playbook when missing."""
+    engine = lab_swarm
+
     def services():
         if engine.info()["Swarm"]["LocalNodeState"] != "active":
             return []

@@ -323,7 +323,16 @@ def test_checks_get_their_defaults():
     assert bg.normalise_checks([{"type": "http"}], "post_promotion_checks", "in_cluster")[0]["target"] == "active"
 
 
+def test_a_check_duration_is_parsed():
+    checks = bg.normalise_checks([{"type": "mcp", "duration": "2m"}, {"type": "http", "duration": 0}],
+                                 "post_promotion_checks", "swarm_to_k3s")
+    assert checks[0]["duration"] == 120 and "duration" not in checks[1]
+
+
 @pytest.mark.parametrize("check, mode, words", [
+    ({"type": "mcp", "duration": "soon"}, "swarm_to_k3s", r"pre_promotion_checks\[0\]\.duration must be a duration"),
+    ({"type": "job", "job": {"template": {"spec": {"containers": []}}}, "duration": "1m"}, "in_cluster",
+     "duration applies to http and mcp checks"),
     ({"type": "tcp"}, "in_cluster", "type must be one of"),
     ({"type": "job", "job": {"template": {"spec": {}}}}, "in_cluster", "must be a Job spec"),
     ({"type": "job", "job": {"template": {"spec": {"containers": []}}}}, "swarm_to_k3s", "need mode in_cluster"),
@@ -1050,6 +1059,36 @@ def test_swarm_post_check_failure_switches_back(swarm_world):
     assert info.value.details["reason"] == "post_check_failed" and info.value.details["rolled_back"]
     assert info.value.details["front_door"] == {"swarm": 100, "k3s": 0}
     assert annotations(cluster)["state"] == "rolled_back"
+
+
+def test_swarm_post_check_soak_keeps_checking_for_its_duration(swarm_world):
+    cluster, clock, http, front, dummy = swarm_world
+    result = run_sw(swarm_world, post_promotion_checks=[{"type": "http", "duration": "10s"}])
+    post = result["checks"]["post"]
+    assert post[0]["ok"] and "kept passing for 10 s (11 passes)" in post[0]["detail"], post
+    assert http.urls.count("http://127.0.0.1:9105/readyz") == 11
+    assert result["state"] == "promoted" and result["front_door"] == {"swarm": 0, "k3s": 100}
+
+
+def test_swarm_post_check_failing_during_its_soak_switches_back(swarm_world):
+    cluster, clock, http, front, dummy = swarm_world
+
+    class LaterFailing(Http):
+        """Good answers until the soak is 4 s old, then 502."""
+
+        def __call__(self, url, timeout):
+            self.urls.append(url)
+            start = start_at.setdefault("t", clock.t)
+            return (502, "bad gateway") if clock.t - start >= 4 else (200, "ok")
+
+    start_at = {}
+    world = (cluster, clock, LaterFailing(), front, dummy)
+    with pytest.raises(bg.CutoverError) as info:
+        run_sw(world, post_promotion_checks=[{"type": "http", "duration": 30, "attempts": 2}])
+    assert info.value.details["reason"] == "post_check_failed" and info.value.details["rolled_back"]
+    detail = info.value.details["checks"]["post"][0]["detail"]
+    assert "into its 30 s soak (after 4 passes): HTTP 502" in detail, detail
+    assert info.value.details["front_door"] == {"swarm": 100, "k3s": 0}
 
 
 def test_swarm_complete_scales_the_swarm_service_to_zero(swarm_world):
