@@ -87,10 +87,34 @@ wait_api() {
   done
 }
 
+# The options a cluster is created with (kwokctl 0.8.0 indexes extra args by their position: every component's
+# first --extra-args must come before any component's second). A cluster created with other options (an older
+# version of this script) is recreated: CREATE_KEY is kept in the cluster's directory.
+# kubelet-*: the API server reaches the real node's kubelet (exec, logs, port-forward, what `kubectl cp` and
+# bluegreen_cutover's volume copy use) at its InternalIP - its host name resolves nowhere - with kwokctl's admin
+# certificate (the kubelet takes clients that the cluster CA signed, and asks the API server what they may do).
+CREATE_ARGS=(
+  --extra-args "kube-apiserver=service-cluster-ip-range=$SERVICE_CIDR"
+  --extra-args "kube-controller-manager=service-cluster-ip-range=$SERVICE_CIDR"
+  --extra-args "kwok-controller=manage-all-nodes=false"
+  --extra-args "kube-scheduler=leader-elect=false"
+  --extra-args "kube-apiserver=kubelet-preferred-address-types=InternalIP,Hostname"
+  --extra-args "kube-apiserver=kubelet-client-certificate=$CLUSTER_DIR/pki/admin.crt"
+  --extra-args "kube-apiserver=kubelet-client-key=$CLUSTER_DIR/pki/admin.key"
+  --extra-args "kube-controller-manager=cluster-cidr=$POD_CIDR"
+  --extra-args "kube-controller-manager=leader-elect=false"
+  --extra-args "kwok-controller=manage-nodes-with-annotation-selector=kwok.x-k8s.io/node"
+)
+CREATE_KEY=$(printf '%s\n' "${CREATE_ARGS[@]}" | sha256sum | cut -c1-12)
+
 up() {
   local gpu_nodes=${1:-}
   [ -x "$BIN/kwokctl" ] && [ -x "$KUBE/kube-apiserver" ] && [ -x "$BIN/etcd" ] && [ -x "$BIN/kwok" ] \
     || die "the lab cluster's binaries are missing: run scripts/setup.sh go (or make setup) first."
+  if [ -f "$CLUSTER_DIR/kwok.yaml" ] && [ "$(cat "$CLUSTER_DIR/sophia-create.key" 2>/dev/null)" != "$CREATE_KEY" ]; then
+    log "the cluster $NAME was created with other options: recreating it"
+    down
+  fi
   if api_ready && all_running; then
     log "reusing the running cluster $NAME"
   elif [ -f "$CLUSTER_DIR/kwok.yaml" ]; then
@@ -102,8 +126,7 @@ up() {
     mkdir -p "$KWOK_WORKDIR"
     # kwok only manages the fake nodes (real kubelets manage theirs). One instance of each controller, so no
     # leader election: with it, kube-controller-manager and kube-scheduler exit when the API server is away
-    # for a few seconds, and nothing here restarts them. kwokctl 0.8.0 indexes extra args by their position:
-    # every component's first --extra-args must come before any component's second.
+    # for a few seconds, and nothing here restarts them (CREATE_ARGS).
     kwokctl create cluster --runtime binary \
       --kube-apiserver-binary "$KUBE/kube-apiserver" \
       --kube-controller-manager-binary "$KUBE/kube-controller-manager" \
@@ -111,15 +134,10 @@ up() {
       --etcd-binary "$BIN/etcd" \
       --kwok-controller-binary "$BIN/kwok" \
       --kubeconfig "$KWOK_WORKDIR/kubeconfig.yaml" \
-      --extra-args "kube-apiserver=service-cluster-ip-range=$SERVICE_CIDR" \
-      --extra-args "kube-controller-manager=service-cluster-ip-range=$SERVICE_CIDR" \
-      --extra-args "kwok-controller=manage-all-nodes=false" \
-      --extra-args "kube-scheduler=leader-elect=false" \
-      --extra-args "kube-controller-manager=cluster-cidr=$POD_CIDR" \
-      --extra-args "kube-controller-manager=leader-elect=false" \
-      --extra-args "kwok-controller=manage-nodes-with-annotation-selector=kwok.x-k8s.io/node" \
+      "${CREATE_ARGS[@]}" \
       --wait 2m >"$KWOK_WORKDIR/create-$NAME.log" 2>&1 \
       || { tail -n 20 "$KWOK_WORKDIR/create-$NAME.log" >&2; die "kwokctl could not create $NAME (log: $KWOK_WORKDIR/create-$NAME.log)"; }
+    printf '%s\n' "$CREATE_KEY" >"$CLUSTER_DIR/sophia-create.key"
     wait_api
   fi
   chmod 0600 "$KUBECONFIG_PATH"
@@ -326,6 +344,10 @@ agent_up() {
     sleep 1; waited=$((waited + 1))
   done
   import_images "$pause" "$mcp" sophia-platform/mcp-server:lab $(addon_images)
+  # :lab names the image set-up built last (as in the Docker Engine): an import skips a tag it has, so a rebuilt
+  # image would leave the agent's :lab on the previous build
+  ctr images tag --force "docker.io/$mcp" docker.io/sophia-platform/mcp-server:lab >/dev/null \
+    || die "could not tag $mcp as sophia-platform/mcp-server:lab in the agent's containerd"
   agent_start kubelet "$KUBE/kubelet" --config "$AGENT_ETC/kubelet.yaml" --kubeconfig "$KUBECONFIG_PATH" \
     --root-dir "$AGENT_STATE/kubelet" --cert-dir "$AGENT_ETC/pki" --hostname-override "$AGENT_NAME" \
     --node-labels "gpu=true,sophia.ai/lab-node=real"

@@ -134,7 +134,8 @@ def validate(params):
                 params.get(key) for key in ("image", "env", "template")):
             raise InputError("state promoted in_cluster needs the new version: set image, env or template",
                              key="image", reason="bad_option")
-        for key in ("deployment", "swarm_service", "front_door_url"):
+        for key in ("deployment", "swarm_service", "front_door_url", "volumes", "volume_docker_host",
+                    "discard_k3s_writes"):
             if params.get(key):
                 raise InputError(f"{key} applies to mode swarm_to_k3s only", key=key, reason="bad_option")
     else:
@@ -605,7 +606,12 @@ def plan_swarm(state, params, now, facts):
             steps.append(step("pre_checks", "run the pre-promotion checks against each k3s server"))
         if not params.get("auto_promotion", True):
             return {"steps": steps, "final": "preview", "error": None}
-        steps.append(step("switch", "front door: all traffic to k3s (health gate, drain Swarm)"))
+        if params.get("volumes"):
+            steps.append(step("move_volumes", "front door: hold the service's requests; copy "
+                                              f"{', '.join(params['volumes'])} from the Swarm task into green's "
+                                              "claims and compare every file's sha256"))
+        steps.append(step("switch", "front door: all traffic to k3s (health gate, drain Swarm)"
+                                    + ("; release the held requests" if params.get("volumes") else "")))
         if params.get("post_checks"):
             steps.append(step("post_checks", "run the post-promotion checks"))
         steps.append(step("record_promoted", "record the promotion's outcome and the switch time"))
@@ -639,6 +645,10 @@ def plan_swarm(state, params, now, facts):
                                  "service may be at 0; set force: true to scale it back up and switch to it")}
     if facts["swarm_replicas"] < (facts["swarm_wanted"] or 1):
         steps.append(step("scale_up_blue", f"scale the Swarm service back to {facts['swarm_wanted']} replicas and wait"))
+    if params.get("volumes") and facts["front"] != "swarm":
+        steps.append(step("copy_back", "front door: hold the service's requests; copy "
+                                       f"{', '.join(params['volumes'])} from green's claims back into the Swarm "
+                                       "task's volumes and compare every file's sha256"))
     steps.append(step("switch_back", "front door: all traffic to swarm (health gate, drain k3s)"))
     steps.append(step("scale_down_green", "scale green back down if this module scaled it up"))
     return {"steps": steps, "final": want, "error": None}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import getpass
+import os
 import socket
 import time
 import urllib.error
@@ -29,6 +30,7 @@ API_RETRY_S = 60.0
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 POLL_S = 0.25
 WRITE_STEPS = {"pin_blue", "start", "apply_green", "apply_preview", "switch", "record_promoted", "complete",
+               "move_volumes", "copy_back",
                "retire_previous_blue", "scale_down_superseded_green", "restore_selector", "abort", "scale_up_blue",
                "switch_back", "scale_down_green", "scale_green"}
 MERGE_PATCH = "application/merge-patch+json"
@@ -792,9 +794,11 @@ class _TimedApi:
 class SwarmToK3s(Run):
     """bluegreen_cutover mode swarm_to_k3s: blue is the Swarm service, the switch is the front door's."""
 
-    def __init__(self, params, client, docker=None, haproxy=None, **hooks):
+    def __init__(self, params, client, docker=None, haproxy=None, volume_sides=None, **hooks):
         super().__init__(params, client, **hooks)
         self.docker, self.haproxy = docker, haproxy
+        self.volume_sides = volume_sides  # tests: a callable (run) -> (swarm side, k3s side)
+        self.moves, self.volume_results, self.write_pause_s, self.held_since = [], [], None, None
 
     def read(self):
         from ansible_collections.sophia_ai.platform.plugins.module_utils import _haproxy
@@ -836,6 +840,16 @@ class SwarmToK3s(Run):
             self.haproxy = self._haproxy.RuntimeApi(self.params.get("front_door_socket") or self._haproxy.DEFAULT_SOCKET,
                                                     5.0)
         self.servers = self._haproxy.read_backend(self.haproxy, self.name)
+        # the volumes this run moves: the option, else those the recorded cutover moved (a rollback copies them back)
+        self.volume_paths = list(self.params.get("volumes") or (self.state.get("green") or {}).get("volumes") or [])
+        if self.volume_paths:
+            from ansible_collections.sophia_ai.platform.plugins.module_utils import _volume_copy
+            self._volumes = _volume_copy
+            self.moves = _volume_copy.plan_moves(self.volume_paths, self.swarm, _template(self.green_dep), self.name)
+            if self.swarm_replicas() > 1:
+                raise InputError(f"volumes: the Swarm service {self.swarm_name} runs {self.swarm_replicas()} replicas, "
+                                 "each with a volume of its own on its node; a volume moves from one task (scale it "
+                                 "to 1 first)", key="volumes", reason="bad_volume")
 
     def seen(self, deployment):
         if deployment["metadata"]["name"] == self.green_dep["metadata"]["name"]:
@@ -855,7 +869,8 @@ class SwarmToK3s(Run):
                  "swarm_wanted": blue.get("replicas") or self.swarm_replicas()}
         self.facts = facts
         return bg.plan_swarm(self.state, dict(self.params, pre_checks=self.checks["pre"],
-                                              post_checks=self.checks["post"]), self.now(), facts)
+                                              post_checks=self.checks["post"], volumes=self.volume_paths),
+                             self.now(), facts)
 
     def result(self, final, changed):
         state = self.state
@@ -874,6 +889,7 @@ class SwarmToK3s(Run):
             "history": state.get("history") or [], "switch_seconds": self.switch_seconds, "actions": self.actions,
             "gpu": self.gpu, "api_calls": self.client.api_calls + getattr(self.docker, "api_calls", 0),
             "front_door": {s["name"]: s["effective_weight"] for s in self.servers}, "warnings": self.warnings,
+            "volumes": self.volume_results, "write_pause_seconds": self.write_pause_s,
         }
 
     def diff_view(self):
@@ -925,7 +941,12 @@ class SwarmToK3s(Run):
     def back_to_swarm(self, final, reason, action, outcome, switched):
         if switched or self.facts["front"] != "swarm":
             self.front_healthy("swarm", self.params.get("ready_timeout") or 300)
-            seconds, error = self.front_switch("swarm", 5)
+            if self.moves:
+                self.copy_back(final)
+            try:
+                seconds, error = self.front_switch("swarm", 5)
+            finally:
+                self.release_hold()
             if error is not None:
                 raise error
             self.switch_seconds = seconds
@@ -982,6 +1003,8 @@ class SwarmToK3s(Run):
         if "start" in names:
             green = {"deployment": green_name, "replicas": self.green_wanted,
                      "replicas_before": (self.green_dep.get("spec") or {}).get("replicas", 1)}
+            if self.volume_paths:
+                green["volumes"] = self.volume_paths  # a later rollback copies them back
             recorded = dict(self.state, state="preview", active="swarm", window_end=None,
                             blue={"swarm_service": self.swarm_name, "replicas": self.swarm_replicas()}, green=green)
             self.record(bg.with_history(recorded, self.entry(green_name, "promote", "started")))
@@ -1022,7 +1045,173 @@ class SwarmToK3s(Run):
                           aborted=True)
         if plan["final"] == "preview":
             return
+        if "move_volumes" in names:
+            try:
+                self.move_volumes("k3s")
+            except PlatformError as exc:
+                self.release_hold()
+                self.back_to_swarm("aborted", "volume_copy_failed", "promote", "aborted", False)
+                self.fail("volume_copy_failed", f"{exc}. Aborted: the Swarm service keeps serving, its volumes as they "
+                          "were (they are only read)", self.result("aborted", True), aborted=True)
         self.promote_switch(ready_timeout)
+
+    # ---- stateful services: the volumes move while the front door holds the service's requests
+
+    def sides(self):
+        if self.volume_sides is not None:
+            return self.volume_sides(self)
+        docker = self.docker
+        if self.params.get("volume_docker_host"):
+            docker = self._swarm.connect({"docker_host": self.params["volume_docker_host"], "timeout": 60})
+        selector = ((self.green_dep.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        pods = [p for p in self.kube.list("v1", "pods", self.namespace, label_selector=bg.selector_string(selector))
+                if (p.get("status") or {}).get("phase") == "Running" and not (p.get("metadata") or {}).get(
+                    "deletionTimestamp")
+                and any(c.get("type") == "Ready" and c.get("status") == "True"
+                        for c in (p.get("status") or {}).get("conditions") or [])]
+        if not pods:
+            raise self._volumes.CopyError(f"green {self.namespace}/{self.green_dep['metadata']['name']} has no ready "
+                                          "pod to copy the volumes into or out of", reason="no_green_pod")
+        pod = sorted(p["metadata"]["name"] for p in pods)[0]
+        return (self._volumes.SwarmSide(docker, self.swarm_name),
+                self._volumes.K3sSide(self.client.api_client, self.namespace, pod,
+                                      timeout=float(self.params.get("drain_timeout") or 60)))
+
+    def hold_map(self):
+        return self.params.get("front_door_hold_map") or "/etc/haproxy/sophia-held.map"
+
+    def release_hold(self):
+        if self.held_since is None:
+            return
+        try:
+            self._haproxy.release(self.haproxy, self.name, self.hold_map())
+        finally:
+            self.write_pause_s = round(self.clock() - self.held_since, 3)
+            self.held_since = None
+            self.done("release", f"front door: released the held requests of {self.name} after "
+                                 f"{self.write_pause_s} s")
+
+    def move_volumes(self, to):
+        """Hold the service at the front door, wait until no request is at a server, copy every volume to ``to``
+        (k3s or swarm) and compare each file's sha256 with the source's; the hold stays for the switch (the caller
+        releases it). Raises CopyError (or another PlatformError, never anything else: the caller must be able to
+        release the hold); the source is only read."""
+        try:
+            self._move_volumes(to)
+        except PlatformError:
+            raise
+        except Exception as exc:  # pylint: disable=broad-except  # an SDK's or the network's error mid-copy
+            raise self._volumes.CopyError(f"copying the volumes to {to} failed: {type(exc).__name__}: {exc}",
+                                          reason="copy_failed") from None
+
+    def _move_volumes(self, to):
+        volumes = self._volumes
+        swarm_side, k3s_side = self.sides()
+        source, target = (swarm_side, k3s_side) if to == "k3s" else (k3s_side, swarm_side)
+        drain_timeout = float(self.params.get("drain_timeout") or 60)
+        self.held_since = self.clock()
+        held = self._haproxy.hold(self.haproxy, self.name, self.hold_map(), drain_timeout, clock=self.clock,
+                                  sleep=self.sleep)
+        self.done("hold", f"front door: holding the new requests of {self.name} (map {self.hold_map()})")
+        if not held["drain"]["complete"]:
+            raise volumes.CopyError(f"requests still at the servers of {self.name} after {drain_timeout:g} s of hold "
+                                    f"({held['drain']['sessions_left']}): the volumes are not copied while a write may "
+                                    "be under way", reason="not_drained")
+        before = self._haproxy.served_totals(self.haproxy, self.name)
+        snapshots = os.path.expanduser(self.params.get("snapshot_dir") or "~/.sophia/snapshots")
+        results = []
+        for move in self.moves:
+            start = self.clock()
+            data, manifest = source.read(move)
+            kept = volumes.write_snapshot(snapshots, self.name, move["path"] + ("" if to == "k3s" else "-k3s"), data)
+            sums = target.write(move, data)
+            problems = volumes.compare(manifest, sums)
+            if problems:
+                raise volumes.CopyError(
+                    f"the copy of {move['path']} differs from its source ({len(problems)} file(s): "
+                    f"{'; '.join(problems[:5])}); the snapshot is kept at {kept['path']}", reason="copy_mismatch")
+            results.append({"path": move["path"], "from": "swarm" if to == "k3s" else "k3s", "to": to,
+                            "swarm_volume": move["volume"], "claim": move["claim"],
+                            "files": len(manifest["files"]), "bytes": manifest["bytes"], "verified": True,
+                            "snapshot": kept["path"], "snapshot_sha256": kept["sha256"],
+                            "seconds": round(self.clock() - start, 3)})
+            self.done("copy_volume", f"{move['path']}: {len(manifest['files'])} file(s), {manifest['bytes']} bytes, "
+                                     f"{'Swarm volume ' + move['volume'] if to == 'k3s' else 'claim ' + move['claim']}"
+                                     f" -> {'claim ' + move['claim'] if to == 'k3s' else 'Swarm volume ' + move['volume']}"
+                                     ", every sha256 equal")
+        if self.params.get("volume_restart", True):
+            self.restart_side(to, swarm_side)
+        after = self._haproxy.served_totals(self.haproxy, self.name)
+        if after != before:
+            sent = {name: after.get(name, 0) - before.get(name, 0) for name in after if after.get(name) != before.get(name)}
+            raise volumes.CopyError(f"the front door sent requests to {self.name}'s servers during the copy ({sent}): "
+                                    "the hold ended before the copy did (front_door_hold_max_ms), so a write may be "
+                                    "missing from the copy", reason="hold_broken")
+        self.volume_results.extend(results)
+
+    def restart_side(self, to, swarm_side):
+        """Restart the side that got the data, still held, so that it opens the copied files (a service that reads
+        its files at start would keep serving what it read before), then wait until it is ready again."""
+        timeout = self.params.get("ready_timeout") or 300
+        if to == "k3s":
+            green_name = self.green_dep["metadata"]["name"]
+            selector = bg.selector_string(((self.green_dep.get("spec") or {}).get("selector") or {}).get(
+                "matchLabels") or {})
+            old = {p["metadata"]["name"] for p in self.kube.list("v1", "pods", self.namespace, label_selector=selector)}
+            for name in sorted(old):
+                self.kube.delete(f"/api/v1/namespaces/{quote(self.namespace)}/pods/{quote(name)}")
+            deadline = self.clock() + timeout
+            while True:
+                pods = [p for p in self.kube.list("v1", "pods", self.namespace, label_selector=selector)
+                        if p["metadata"]["name"] not in old]
+                ready = [p for p in pods if any(c.get("type") == "Ready" and c.get("status") == "True"
+                                                for c in (p.get("status") or {}).get("conditions") or [])]
+                if len(ready) >= (self.green_dep.get("spec") or {}).get("replicas", 1):
+                    break
+                if self.clock() > deadline:
+                    raise self._volumes.CopyError(f"green {self.namespace}/{green_name} was not ready again {timeout} s "
+                                                  "after its restart on the copied data", reason="green_not_ready")
+                self.sleep(POLL_S)
+            self.done("restart_green", f"restarted {len(old)} pod(s) of {green_name} on the copied data")
+        else:
+            swarm_side.restart(self.docker, timeout, clock=self.clock, sleep=self.sleep)
+            self.done("restart_swarm_task", f"replaced the Swarm task of {self.swarm_name} (forced update): it runs "
+                                            "on the copied data")
+        deadline = self.clock() + timeout
+        for server in [s for s in self.servers if s.get("side") == to]:
+            # the front door's health state may still be the one from before the restart: its servers must answer
+            while not self.listening(server["address"]):
+                if self.clock() > deadline:
+                    raise self._volumes.CopyError(f"the {to} server {server['address']} of {self.name} does not accept "
+                                                  f"connections {timeout} s after the restart", reason="not_healthy")
+                self.sleep(POLL_S)
+        if not self.front_healthy(to, timeout):
+            raise self._volumes.CopyError(f"the front door's health check of the {to} server(s) of {self.name} does "
+                                          f"not pass {timeout} s after the restart", reason="not_healthy")
+
+    @staticmethod
+    def listening(address):
+        host, dummy, port = address.rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=1.0).close()
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def copy_back(self, final):
+        """Before traffic goes back to Swarm: K3s's data back into the Swarm task's volumes, under a hold. A failed
+        copy leaves traffic on K3s (nothing lost) unless discard_k3s_writes."""
+        try:
+            self.move_volumes("swarm")
+        except PlatformError as exc:
+            if self.params.get("discard_k3s_writes"):
+                self.warnings.append(f"copying the volumes back from K3s failed ({exc}); discard_k3s_writes: Swarm "
+                                     "serves its volumes as they were before the cutover")
+                return
+            self.release_hold()
+            self.fail("volume_copy_failed", f"{exc}. Traffic stays on K3s, its data untouched: fix the cause and run "
+                      f"again (state {final}), or set discard_k3s_writes: true to go back to Swarm's data as it was "
+                      "before the cutover", self.result(self.state["state"], bool(self.actions)))
 
     def front_healthy(self, side, timeout):
         """Wait until every server of ``side`` passes the front door's health check (HAProxy needs its ``rise``
@@ -1040,7 +1229,10 @@ class SwarmToK3s(Run):
     def promote_switch(self, ready_timeout):
         params = self.params
         green_name = self.green_dep["metadata"]["name"]
-        seconds, error = self.front_switch("k3s", 5)
+        try:
+            seconds, error = self.front_switch("k3s", 5)
+        finally:
+            self.release_hold()  # held requests (stateful move) go on, to whichever side the weights name now
         if error is not None:
             if self.state["state"] in ("promoted", "completed"):
                 raise error

@@ -407,6 +407,13 @@ def wait_drained(api, backend, names, timeout, clock=time.monotonic, sleep=time.
         sleep(min(POLL_INTERVAL, max(0.0, timeout - waited)))
 
 
+def served_totals(api, backend):
+    """``{server: requests sent to it since HAProxy started}`` (``stot``) for the servers of ``backend``: unchanged
+    totals over a hold prove that no request reached a server meanwhile."""
+    return {row["svname"]: int(row.get("stot") or 0) for row in parse_stat(api.command("show stat"))
+            if row.get("pxname") == backend and row.get("svname") not in ("FRONTEND", "BACKEND")}
+
+
 def save_state(api, path):
     """Write ``show servers state`` (every backend) to ``path`` atomically (0600), the file HAProxy loads at start."""
     reply = api.command("show servers state")

@@ -236,14 +236,68 @@ options:
     type: str
   drain_timeout:
     description:
-      - Swarm to K3s - seconds to wait for the drained side's sessions to end after a switch.
+      - Swarm to K3s - seconds to wait for the drained side's sessions to end after a switch (and, with
+        O(volumes), for the held service's servers to carry no request, and for each C(tar) in green's pod).
     type: float
     default: 60
+  volumes:
+    description:
+      - Swarm to K3s, stateful services - the mount paths (for example V(/data)) of the Swarm service's named
+        volumes whose data moves with it. Green must mount a PersistentVolumeClaim at each path (what
+        M(sophia_ai.platform.compose_convert) makes of a compose file's named volume).
+      - "The move, right before the switch: the front door holds the service's new requests (role
+        M(sophia_ai.platform.front_door)'s hold, O(front_door_hold_map)) and waits until none is at a server, so no
+        write is under way; each volume is read from the Swarm task (the Docker Engine's archive API, as C(docker cp)),
+        kept as a 0600 snapshot under O(snapshot_dir), written into the claim through the API server's exec
+        (C(tar) in green's container, as C(kubectl cp)) and every file's sha256 is compared with the source's; green
+        restarts on the data (O(volume_restart)); the weights go to K3s and the held requests are released.
+        C(write_pause_seconds) returns how long requests were held."
+      - Any failure before the switch releases the held requests to Swarm, whose volumes were only read, and
+        aborts. The front door must not send a request to the service during the copy (checked with HAProxy's
+        request counters) - a copy longer than the role's C(front_door_hold_max_ms) aborts.
+      - A rollback (O(state=rolled_back), or a failed post-promotion check) copies the data back the same way, K3s to
+        Swarm, before traffic returns; the paths are recorded with the cutover, so a rollback needs no O(volumes).
+        If that copy fails, traffic stays on K3s (see O(discard_k3s_writes)).
+      - The data travels through the controller's memory and must copy within the hold; meant for the state of an
+        MCP service (memories, caches, small stores), not for databases, which replicate.
+    type: list
+    elements: str
+  volume_restart:
+    description:
+      - Swarm to K3s with O(volumes) - restart the side that got the data (green's pods after a promotion, the Swarm
+        task after a rollback) while still held, so that a service that reads its files at start serves the copied
+        ones. V(false) only for services that read their files on each request (shorter write pause).
+    type: bool
+    default: true
+  volume_docker_host:
+    description:
+      - Swarm to K3s with O(volumes) - the Docker API of the node that runs the Swarm service's task (its named
+        volumes are local to that node); default O(docker_host).
+    type: str
+  snapshot_dir:
+    description:
+      - Swarm to K3s with O(volumes) - where each copy is kept as a tar (0600 files in a 0700 directory) with its
+        sha256 in the result - the data as it was at the switch, kept until you remove it.
+    type: path
+    default: ~/.sophia/snapshots
+  front_door_hold_map:
+    description:
+      - Swarm to K3s with O(volumes) - the front door's hold map (role front_door's C(front_door_hold_map)).
+    type: str
+    default: /etc/haproxy/sophia-held.map
+  discard_k3s_writes:
+    description:
+      - Swarm to K3s with O(volumes) - when copying the data back from K3s fails during a rollback, go back to Swarm
+        anyway, with Swarm's volumes as they were before the cutover (what K3s wrote since is lost, the snapshot
+        of the promotion stays). Default is to leave traffic on K3s and fail.
+    type: bool
+    default: false
 notes:
   - Failures return C(reason), a stable keyword - V(green_not_ready), V(pre_check_failed), V(post_check_failed),
     V(switch_timeout), V(gpu_shortfall), V(window_open), V(window_closed), V(no_blue), V(no_green),
-    V(no_k3s_server), V(not_promoted), V(blue_not_ready), V(bad_option), V(bad_check) - and, when blue was restored
-    first, C(aborted) or C(rolled_back) true, with the rest of the result.
+    V(no_k3s_server), V(not_promoted), V(blue_not_ready), V(bad_option), V(bad_check), V(bad_volume),
+    V(volume_copy_failed) - and, when blue was restored first, C(aborted) or C(rolled_back) true, with the rest of
+    the result.
   - Runs where the cluster (and, swarm_to_k3s, the front door's socket and the Docker engine) can be reached,
     usually the controller (C(delegate_to=localhost)) or the front door host.
   - In-cluster, green Deployments of aborted or superseded revisions stay at 0 replicas; they are not deleted.
@@ -387,6 +441,23 @@ switch_seconds:
   returned: success
   type: float
   sample: 0.412
+volumes:
+  description: Swarm to K3s with O(volumes) - each volume this run copied, C(path), C(from), C(to),
+    C(swarm_volume), C(claim), C(files), C(bytes), C(verified) (every file's sha256 equal), C(snapshot) and
+    C(snapshot_sha256) (the kept archive), C(seconds).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"path": "/data", "from": "swarm", "to": "k3s", "swarm_volume": "sophia_ai-memory-data",
+            "claim": "ai-memory-data", "files": 120, "bytes": 48213, "verified": true,
+            "snapshot": "/root/.sophia/snapshots/mcp-ai-memory-data-20261126T120000Z.tar",
+            "snapshot_sha256": "9f2c...", "seconds": 0.412}]
+write_pause_seconds:
+  description: Swarm to K3s with O(volumes) - how long the front door held the service's requests (from the hold to
+    their release after the switch); null when nothing was held.
+  returned: success
+  type: float
+  sample: 2.31
 actions:
   description: The steps done (or, in check mode, to do), each C(step) and C(detail).
   returned: success
@@ -470,6 +541,12 @@ def argument_spec():
         front_door_state_file={"type": "path"},
         front_door_url={"type": "str"},
         drain_timeout={"type": "float", "default": 60},
+        volumes={"type": "list", "elements": "str"},
+        volume_restart={"type": "bool", "default": True},
+        volume_docker_host={"type": "str"},
+        snapshot_dir={"type": "path", "default": "~/.sophia/snapshots"},
+        front_door_hold_map={"type": "str", "default": "/etc/haproxy/sophia-held.map"},
+        discard_k3s_writes={"type": "bool", "default": False},
     )
     return spec
 

@@ -30,3 +30,13 @@ def swarm_to_k3s(lab_kubeconfig, engine, tmp_path_factory):  # noqa: F811  pylin
         yield lab
     finally:
         lab.down()
+
+
+@pytest.fixture(scope="module")
+def stateful(lab_kubeconfig, engine, tmp_path_factory):  # noqa: F811  pylint: disable=redefined-outer-name
+    """SwarmToK3sLab with a named volume (Swarm) and a claim (lab cluster) at /data: a stateful service."""
+    lab = SwarmToK3sLab(lab_kubeconfig, tmp_path_factory.mktemp("bluegreen-volumes"), engine, volume="/data").up()
+    try:
+        yield lab
+    finally:
+        lab.down()

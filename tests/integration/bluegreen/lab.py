@@ -57,7 +57,7 @@ import kubernetes
 
 from ansible_collections.sophia_ai.platform.plugins.module_utils import _recorder
 
-from ..traffic.frontdoor import IMAGE, FrontDoor, free_ports, run_playbook, task_results
+from ..traffic.frontdoor import IMAGE, FrontDoor, call_tool, free_ports, run_playbook, task_results
 
 REPO = Path(__file__).resolve().parents[3]
 RATE = 50.0
@@ -210,9 +210,12 @@ class Kube:
             return False
 
 
-def mcp_deployment(name, labels, server_name, replicas, env=None):
-    """A Deployment of the sample MCP server on the lab's real node, drained cleanly on stop."""
+def mcp_deployment(name, labels, server_name, replicas, env=None, claim=None, mount=None):
+    """A Deployment of the sample MCP server on the lab's real node, drained cleanly on stop; with ``claim`` its
+    PersistentVolumeClaim is mounted at ``mount`` and the server keeps its memories there (MCP_DATA_DIR)."""
     env = {"MCP_SERVER_NAME": server_name, "MCP_PORT": str(PORT), **(env or {})}
+    if claim:
+        env["MCP_DATA_DIR"] = mount
     container = {
         "name": "mcp",
         "image": IMAGE,
@@ -230,6 +233,10 @@ def mcp_deployment(name, labels, server_name, replicas, env=None):
         # take the 2 CPUs from blue, which serves meanwhile.
         "resources": {"requests": {"cpu": CPU_REQUEST, "memory": "64Mi"}, "limits": {"cpu": CPU_LIMIT}},
     }
+    pod = {"nodeSelector": REAL_NODE, "terminationGracePeriodSeconds": 20, "containers": [container]}
+    if claim:
+        container["volumeMounts"] = [{"name": "data", "mountPath": mount}]
+        pod["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -240,7 +247,7 @@ def mcp_deployment(name, labels, server_name, replicas, env=None):
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
                 "metadata": {"labels": dict(labels)},
-                "spec": {"nodeSelector": REAL_NODE, "terminationGracePeriodSeconds": 20, "containers": [container]},
+                "spec": pod,
             },
         },
     }
@@ -297,24 +304,10 @@ def stop_front_door(front_door):
 
 def server_info(port, timeout=2.0):
     """One ``tools/call server_info`` through the front door on a new connection, never retried."""
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                       "params": {"name": "server_info", "arguments": {}}})
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("POST", "/mcp", body=body, headers={
-            "Content-Type": "application/json", "Accept": "application/json, text/event-stream",
-            "MCP-Protocol-Version": "2025-11-25"})
-        resp = conn.getresponse()
-        data = resp.read()
-        backend = resp.getheader("X-Sophia-Backend")
-        if resp.status != 200:
-            return {"ok": False, "backend": backend, "error": f"HTTP {resp.status}: {data[:100]!r}"}
-        content = json.loads(data)["result"]["structuredContent"]
-        return {"ok": True, "backend": backend, "name": content["name"], "version": content["version"]}
-    except (OSError, http.client.HTTPException, ValueError, KeyError, TypeError) as exc:
-        return {"ok": False, "backend": None, "error": f"{type(exc).__name__}: {exc}"}
-    finally:
-        conn.close()
+    answer = call_tool(port, "server_info", {}, timeout)
+    if not answer["ok"]:
+        return {"ok": False, "backend": answer["backend"], "error": answer["error"]}
+    return {"ok": True, "backend": answer["backend"], "name": answer["name"], "version": answer["version"]}
 
 
 class _Loop(threading.Thread):
@@ -629,7 +622,7 @@ class SwarmToK3sLab:
     SWARM_SERVER = "mcp-bgs-swarm"
     K3S_SERVER = "mcp-bgs-k3s"
 
-    def __init__(self, kubeconfig, workdir, engine=None):
+    def __init__(self, kubeconfig, workdir, engine=None, volume=None):
         self.kubeconfig = str(kubeconfig)
         self.kube = Kube(kubeconfig)
         self.engine = engine or docker.from_env()
@@ -637,6 +630,11 @@ class SwarmToK3sLab:
         tag = uuid.uuid4().hex[:6]
         self.namespace = f"bgs-{tag}"
         self.swarm_service = f"sophia-bgtest-{tag}"
+        # a stateful service: a named volume (Swarm) and a claim on the lab's default StorageClass (local-path,
+        # as on K3s) mounted at ``volume``, where the sample server keeps its memories (MCP_DATA_DIR)
+        self.volume = volume
+        self.swarm_volume = f"{self.swarm_service}-data"
+        self.claim = f"{self.NAME}-data"
         self.swarm_initialised = False
         self.front_door, self.port, self.swarm_port, self.node_port, self.k3s_server = None, None, None, None, None
 
@@ -648,13 +646,23 @@ class SwarmToK3sLab:
                 assert res.returncode == 0, f"docker swarm init failed: {res.stderr}"
                 self.swarm_initialised = True
             self.swarm_port, front_port = free_ports(2)
+            env = [f"MCP_SERVER_NAME={self.SWARM_SERVER}", f"MCP_PORT={self.swarm_port}"]
+            mounts = []
+            if self.volume:
+                env.append(f"MCP_DATA_DIR={self.volume}")
+                mounts = [docker.types.Mount(self.volume, self.swarm_volume, type="volume")]
             self.engine.services.create(
-                IMAGE, name=self.swarm_service, labels={"sophia.ai/test": "bluegreen"},
-                env=[f"MCP_SERVER_NAME={self.SWARM_SERVER}", f"MCP_PORT={self.swarm_port}"],
+                IMAGE, name=self.swarm_service, labels={"sophia.ai/test": "bluegreen"}, env=env, mounts=mounts,
                 endpoint_spec=docker.types.EndpointSpec(ports={self.swarm_port: (self.swarm_port, "tcp", "host")}),
                 mode=docker.types.ServiceMode("replicated", replicas=1))
             self.kube.create_namespace(self.namespace)
-            self.kube.create(self.namespace, mcp_deployment(self.NAME, {"app": self.NAME}, self.K3S_SERVER, 0))
+            if self.volume:
+                self.kube.create(self.namespace, {
+                    "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": self.claim},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "16Mi"}}}})
+            self.kube.create(self.namespace, mcp_deployment(self.NAME, {"app": self.NAME}, self.K3S_SERVER, 0,
+                                                            claim=self.claim if self.volume else None,
+                                                            mount=self.volume))
             self.kube.create(self.namespace, nodeport_service(self.NAME, {"app": self.NAME}))
             self.node_port = self.kube.node_port(self.namespace, self.NAME)
             # green has no pod yet, so nothing answers to choose by (see reachable()): the ClusterIP
@@ -690,10 +698,21 @@ class SwarmToK3sLab:
             except docker.errors.NotFound:
                 pass
             self.kube.delete_namespace(self.namespace)
+            if self.volume:  # the task's container goes some seconds after its service
+                wait_for(self._remove_volume, 60, interval=1, what=f"volume {self.swarm_volume} to go")
         finally:
             self.kube.close()
             if self.swarm_initialised:  # we started this Swarm: leave the engine as we found it
                 subprocess.run(["docker", "swarm", "leave", "--force"], capture_output=True, timeout=120, check=False)
+
+    def _remove_volume(self):
+        try:
+            self.engine.volumes.get(self.swarm_volume).remove()
+        except docker.errors.NotFound:
+            return True
+        except docker.errors.APIError:
+            return False  # still in use
+        return True
 
     def params(self, **more):
         return {"name": self.NAME, "namespace": self.namespace, "kubeconfig": self.kubeconfig, "mode": "swarm_to_k3s",

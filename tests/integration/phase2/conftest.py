@@ -42,7 +42,8 @@ def phase2(lab_kubeconfig, lab_swarm, tmp_path_factory):  # noqa: F811  pylint: 
     # (lab.yml) and the namespace gone.
     playbook("rollback.yml", "-e", "rollback_services=all")
     playbook("lab.yml")  # the front door back to Swarm only
-    kubectl(lab_kubeconfig, "delete", "namespace", "sophia", "--wait=true", "--timeout=180s")
+    # not waited for: no later package uses the namespace, and the next session's phase 2 waits for it to go first
+    kubectl(lab_kubeconfig, "delete", "namespace", "sophia", "--wait=false")
     # the Swarm and its stack stay for the session's other packages (fixture lab_swarm leaves it at the end)
 
 

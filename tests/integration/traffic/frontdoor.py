@@ -206,13 +206,13 @@ class FrontDoor:
                 pass
 
 
-def mcp_call(port, timeout=5.0):
-    """One MCP ``tools/call server_info`` through the front door, on a new connection, never retried.
-
-    Returns (ok, backend header, server name or error). The sample servers run the SDK's stateless mode, so a
-    call needs no initialize handshake.
-    """
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "server_info", "arguments": {}}})
+def call_tool(port, name, arguments, timeout=5.0):
+    """One MCP ``tools/call`` through the front door on a new connection, never retried (the sample servers run the
+    SDK's stateless mode: no initialize handshake). The tool's structured result with ``ok``, ``backend`` (the
+    front door's X-Sophia-Backend) and ``held_ms`` (X-Sophia-Held-Ms, when the front door held the request), or
+    ``ok`` false and ``error``."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                       "params": {"name": name, "arguments": arguments}})
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("POST", "/mcp", body=body, headers={
@@ -220,17 +220,24 @@ def mcp_call(port, timeout=5.0):
             "MCP-Protocol-Version": "2025-11-25"})
         resp = conn.getresponse()
         data = resp.read()
-        backend = resp.getheader(HEADER)
+        extra = {"backend": resp.getheader(HEADER), "held_ms": resp.getheader("X-Sophia-Held-Ms")}
         if resp.status != 200:
-            return False, backend, f"HTTP {resp.status}: {data[:120]!r}"
+            return {"ok": False, "error": f"HTTP {resp.status}: {data[:120]!r}", **extra}
         reply = json.loads(data)
         if "result" not in reply or reply["result"].get("isError"):
-            return False, backend, f"not a result: {data[:120]!r}"
-        return True, backend, reply["result"]["structuredContent"]["name"]
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        return False, None, f"{type(exc).__name__}: {exc}"
+            return {"ok": False, "error": f"not a result: {data[:120]!r}", **extra}
+        return {"ok": True, **reply["result"]["structuredContent"], **extra}
+    except (OSError, http.client.HTTPException, ValueError, KeyError, TypeError) as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "backend": None, "held_ms": None}
     finally:
         conn.close()
+
+
+def mcp_call(port, timeout=5.0):
+    """One MCP ``tools/call server_info`` through the front door (:func:`call_tool`): (ok, backend header, server
+    name or error)."""
+    answer = call_tool(port, "server_info", {}, timeout)
+    return answer["ok"], answer["backend"], answer["name"] if answer["ok"] else answer["error"]
 
 
 class Load:

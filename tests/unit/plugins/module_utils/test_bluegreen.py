@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import json
+import os
 import re
+import tarfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -28,6 +31,7 @@ import pytest
 
 from ansible_collections.sophia_ai.platform.plugins.module_utils import _bluegreen as bg
 from ansible_collections.sophia_ai.platform.plugins.module_utils import _bluegreen_run as runner
+from ansible_collections.sophia_ai.platform.plugins.module_utils import _volume_copy as vc
 from ansible_collections.sophia_ai.platform.plugins.module_utils._errors import ApiError, InputError
 from ansible_collections.sophia_ai.platform.plugins.modules.bluegreen_cutover import argument_spec
 
@@ -82,6 +86,7 @@ class FakeCluster:
         self.job_outcome = "Complete"
         self.unreachable = 0  # the next N requests find no API server
         self.unreachable_after = None  # (after this many requests, for this many)
+        self.pod_generation = 0  # bumped by a pod's deletion: the ReplicaSet's new pods get new names
 
     @property
     def api_calls(self):
@@ -115,7 +120,8 @@ class FakeCluster:
             h = self.pod_hash(name, dep)
             for i in range(dep["spec"].get("replicas", 1)):
                 pod = copy.deepcopy(self.pod_fixture)
-                pod["metadata"].update(name=f"{name}-{h}-{i:05d}", uid=f"uid-{name}-{i}",
+                suffix = f"{i:05d}" if not self.pod_generation else f"g{self.pod_generation}{i:04d}"
+                pod["metadata"].update(name=f"{name}-{h}-{suffix}", uid=f"uid-{name}-{suffix}",
                                        labels=dict(dep["spec"]["template"]["metadata"]["labels"], **{"pod-template-hash": h}))
                 pod["spec"]["containers"] = copy.deepcopy(dep["spec"]["template"]["spec"]["containers"])
                 pod["status"]["podIP"] = f"10.244.{index}.{i + 10}"
@@ -190,6 +196,9 @@ class FakeCluster:
         match = re.match(r"^/apis/batch/v1/namespaces/[^/]+/jobs(?:/([^/]+))?$", path)
         if match:
             return self._job(method, match.group(1), body)
+        if method == "DELETE" and re.match(r"^/api/v1/namespaces/[^/]+/pods/[^/]+$", path):
+            self.pod_generation += 1
+            return 200, {"kind": "Pod"}
         raise AssertionError(f"unexpected request {method} {path}")
 
     def _service(self, method, name, body):
@@ -1111,3 +1120,211 @@ def test_swarm_check_mode(swarm_world):
     assert result["changed"] and [a["step"] for a in result["actions"]] == [
         "start", "scale_green", "wait_green", "switch", "record_promoted"]
     assert not cluster.writes() and front.commands == [] and docker.updates == []
+
+
+# ------------------------------------------------------------------------------------------------ stateful moves
+# The sides of a volume move are doubles here (the copy itself is tested on real archives in test_volume_copy.py
+# and end to end, Swarm volume to a local-path claim, in tests/integration/bluegreen/test_swarm_to_k3s_volumes.py).
+
+
+class HoldingFrontDoor(FakeFrontDoor):
+    """FakeFrontDoor with the hold map of role front_door (captured replies' shapes) and HAProxy's stot counters."""
+
+    def __init__(self, leak_during_copy=False):
+        super().__init__()
+        self.held, self.log, self.leak = {}, [], leak_during_copy
+        self.sent = {"swarm": 1200, "k3s": 0}
+
+    def command(self, line):
+        if line.startswith("show map "):
+            return "".join(f"0x55d0c0ffee{i:02d} {k} {v}\n" for i, (k, v) in enumerate(self.held.items())) or "\n"
+        if line.startswith("del map "):
+            self.log.append("release")
+            self.held.pop(line.split()[-1], None)
+            return "\n"
+        if line == "show stat":
+            rows = []
+            for row in self.stat.splitlines():
+                parts = row.split(",")
+                if len(parts) > 7 and parts[0] == "mcp-gong" and parts[1] in self.sent:
+                    parts[7] = str(self.sent[parts[1]])
+                rows.append(",".join(parts))
+            return "\n".join(rows) + "\n"
+        return super().command(line)
+
+    def run(self, line):
+        if line.startswith("add map "):
+            dummy, dummy2, dummy3, key, value = line.split()
+            self.held[key] = value
+            self.log.append("hold")
+            return
+        self.log.append(line)
+        super().run(line)
+
+
+class Side:
+    """One side of a move: its volume's files {path: bytes}; read/write as _volume_copy's sides do."""
+
+    def __init__(self, name, files, log, corrupt=False):
+        self.name, self.files, self.log, self.corrupt = name, dict(files), log, corrupt
+        self.restarts = 0
+
+    def read(self, move):
+        self.log.append(f"read {self.name} {move['path']}")
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as out:
+            for path, body in sorted(self.files.items()):
+                info = tarfile.TarInfo(path)
+                info.size = len(body)
+                out.addfile(info, io.BytesIO(body))
+        buf.seek(0)
+        return vc.normalise(buf)
+
+    def write(self, move, data):
+        self.log.append(f"write {self.name} {move['path']}")
+        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            self.files = {m.name: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile()}
+        if self.corrupt:
+            self.files["memories/a.json"] = b"torn"
+        return {path: hashlib.sha256(body).hexdigest() for path, body in self.files.items()}
+
+    def restart(self, manager=None, timeout=None, clock=None, sleep=None):
+        self.restarts += 1
+        self.log.append(f"restart {self.name}")
+
+
+SWARM_FILES = {"memories/a.json": b'{"v": 1}', "memories/b.json": b'{"v": 2}'}
+
+
+@pytest.fixture
+def volume_world(world, tmp_path, monkeypatch):
+    cluster, clock, http = world
+    dep = cluster.deployments[NAME]
+    dep["spec"]["replicas"] = 0
+    pod = dep["spec"]["template"]["spec"]
+    pod["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": "gong-data"}}]
+    pod["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+    docker = FakeDocker(replicas=1)
+    docker.spec["TaskTemplate"]["ContainerSpec"]["Mounts"] = [
+        {"Type": "volume", "Source": "sophia_gong-data", "Target": "/data"}]
+    front = HoldingFrontDoor()
+    log = front.log
+    sides = {"swarm": Side("swarm", SWARM_FILES, log), "k3s": Side("k3s", {}, log)}
+    monkeypatch.setattr(runner.SwarmToK3s, "listening", staticmethod(lambda address: True))
+    return cluster, clock, http, front, docker, sides, tmp_path
+
+
+def run_vol(volume_world, check_mode=False, **params):
+    cluster, clock, http, front, docker, sides, tmp_path = volume_world
+    params = dict(dict(mode="swarm_to_k3s", front_door_url="http://127.0.0.1:9105",
+                       snapshot_dir=str(tmp_path / "snaps"), volume_restart=False), **params)
+    return runner.run_swarm_to_k3s(defaults(**params), cluster, check_mode=check_mode, docker=docker,
+                                   haproxy=front, clock=clock.clock, sleep=clock.sleep, now=clock.now,
+                                   by="tester@ctl", http=http, mcp_probe=probe,
+                                   volume_sides=lambda run: (sides["swarm"], sides["k3s"]))
+
+
+def test_volumes_move_under_a_hold_before_the_switch(volume_world):
+    cluster, clock, dummy, front, dummy2, sides, tmp_path = volume_world
+    result = run_vol(volume_world, volumes=["/data"])
+    assert result["state"] == "promoted" and result["front_door"] == {"swarm": 0, "k3s": 100}
+    assert sides["k3s"].files == SWARM_FILES
+    # hold -> copy -> weights -> release, in that order
+    order = [e for e in front.log if e in ("hold", "release") or e.startswith(("read", "write", "set server"))]
+    assert order[:3] == ["hold", "read swarm /data", "write k3s /data"]
+    assert order.index("release") > max(i for i, e in enumerate(order) if e.startswith("set server"))
+    assert not front.held
+    moved = result["volumes"][0]
+    assert (moved["path"], moved["from"], moved["to"], moved["files"], moved["verified"]) == ("/data", "swarm", "k3s",
+                                                                                              2, True)
+    assert moved["swarm_volume"] == "sophia_gong-data" and moved["claim"] == "gong-data"
+    assert os.stat(moved["snapshot"]).st_mode & 0o777 == 0o600
+    assert result["write_pause_seconds"] is not None
+    assert annotations(cluster)["green"]["volumes"] == ["/data"]
+    # a rerun moves nothing
+    again = run_vol(volume_world, volumes=["/data"])
+    assert again["changed"] is False and again["volumes"] == [] and front.log.count("hold") == 1
+
+
+def test_volume_move_in_check_mode_says_so_and_holds_nothing(volume_world):
+    dummy, dummy2, dummy3, front, dummy4, sides, dummy5 = volume_world
+    result = run_vol(volume_world, check_mode=True, volumes=["/data"])
+    steps = ["start", "scale_green", "wait_green", "move_volumes", "switch", "record_promoted"]
+    assert [a["step"] for a in result["actions"]] == steps
+    assert front.log == [] and sides["k3s"].files == {}
+
+
+def test_a_copy_that_differs_aborts_and_releases_to_swarm(volume_world):
+    cluster, dummy, dummy2, front, dummy3, sides, dummy4 = volume_world
+    sides["k3s"].corrupt = True
+    with pytest.raises(bg.CutoverError) as info:
+        run_vol(volume_world, volumes=["/data"])
+    assert info.value.details["reason"] == "volume_copy_failed" and info.value.details["aborted"]
+    assert "memories/a.json: sha256 differs" in str(info.value)
+    assert info.value.details["front_door"] == {"swarm": 100, "k3s": 0} and not front.held
+    assert sides["swarm"].files == SWARM_FILES  # the source is only read
+    assert annotations(cluster)["state"] == "aborted"
+
+
+def test_a_request_reaching_a_server_during_the_copy_aborts(volume_world):
+    dummy, dummy2, dummy3, front, dummy4, sides, dummy5 = volume_world
+    write = sides["k3s"].write
+
+    def leaky(move, data):
+        front.sent["swarm"] += 1  # the hold expired (front_door_hold_max_ms): a request went to Swarm
+        return write(move, data)
+
+    sides["k3s"].write = leaky
+    with pytest.raises(bg.CutoverError) as info:
+        run_vol(volume_world, volumes=["/data"])
+    assert info.value.details["reason"] == "volume_copy_failed"
+    assert "sent requests to mcp-gong's servers during the copy ({'swarm': 1})" in str(info.value)
+    assert info.value.details["front_door"] == {"swarm": 100, "k3s": 0} and not front.held
+
+
+def test_restart_on_the_copied_data_replaces_green_pods(volume_world):
+    cluster, dummy, dummy2, front, dummy3, sides, dummy4 = volume_world
+    result = run_vol(volume_world, volumes=["/data"], volume_restart=True)
+    assert result["state"] == "promoted"
+    assert [a["step"] for a in result["actions"]].count("restart_green") == 1
+    assert any(r.startswith("DELETE /api/v1/namespaces/") and "/pods/" in r for r in cluster.requests)
+
+
+def test_rollback_copies_k3s_data_back_first(volume_world):
+    cluster, clock, dummy, front, dummy2, sides, dummy3 = volume_world
+    run_vol(volume_world, volumes=["/data"])
+    sides["k3s"].files["memories/c.json"] = b'{"v": 3}'  # written on K3s after the switch
+    front.log.clear()
+    back = run_vol(volume_world, state="rolled_back", volume_restart=True)  # the paths come from the recorded state
+    assert back["state"] == "rolled_back" and back["front_door"] == {"swarm": 100, "k3s": 0}
+    assert sides["swarm"].files == dict(SWARM_FILES, **{"memories/c.json": b'{"v": 3}'}) and sides["swarm"].restarts == 1
+    order = [e for e in front.log if e in ("hold", "release") or e.startswith(("read", "write", "restart"))]
+    assert order == ["hold", "read k3s /data", "write swarm /data", "restart swarm", "release"]
+    assert back["volumes"][0]["to"] == "swarm"
+
+
+def test_a_failed_copy_back_keeps_traffic_on_k3s(volume_world):
+    cluster, dummy, dummy2, front, dummy3, sides, dummy4 = volume_world
+    run_vol(volume_world, volumes=["/data"])
+    sides["swarm"].corrupt = True
+    with pytest.raises(bg.CutoverError) as info:
+        run_vol(volume_world, state="rolled_back")
+    assert info.value.details["reason"] == "volume_copy_failed"
+    assert "Traffic stays on K3s" in str(info.value) and "discard_k3s_writes" in str(info.value)
+    assert info.value.details["front_door"] == {"swarm": 0, "k3s": 100} and not front.held
+    assert annotations(cluster)["state"] == "promoted"
+    forced = run_vol(volume_world, state="rolled_back", discard_k3s_writes=True)
+    assert forced["state"] == "rolled_back" and forced["front_door"] == {"swarm": 100, "k3s": 0}
+    assert any("discard_k3s_writes" in w for w in forced["warnings"])
+
+
+def test_a_service_with_two_replicas_cannot_move_its_volume(volume_world):
+    dummy, dummy2, dummy3, dummy4, docker, dummy5, dummy6 = volume_world
+    docker.spec["Mode"]["Replicated"]["Replicas"] = 2
+    with pytest.raises(InputError, match="runs 2 replicas, each with a volume of its own"):
+        run_vol(volume_world, volumes=["/data"])
+
+
+def test_volumes_are_refused_in_cluster():
+    with pytest.raises(InputError, match="volumes applies to mode swarm_to_k3s only"):
+        bg.validate(defaults(image="x", volumes=["/data"]))
