@@ -1209,9 +1209,18 @@ class SwarmToK3s(Run):
                                      "serves its volumes as they were before the cutover")
                 return
             self.release_hold()
+            if not (self.state.get("active") == "k3s" and self.state["state"] in ("promoted", "completed")):
+                # traffic went to K3s in this run (a failed post-promotion check) and stays there: record it as
+                # promoted, or a rerun of the promotion would copy Swarm's older data over what K3s took since
+                green_name = self.green_dep["metadata"]["name"]
+                self.record(bg.with_history(
+                    dict(self.state, state="promoted", active="k3s", window_end=bg.window_end(self.now(), self.window_s)),
+                    self.entry(green_name, "rollback", "failed", f"copying the volumes back failed: {exc}",
+                               self.switch_seconds)))
+                self.done("record_promoted", "state promoted (traffic stays on K3s: the volumes could not go back)")
             self.fail("volume_copy_failed", f"{exc}. Traffic stays on K3s, its data untouched: fix the cause and run "
                       f"again (state {final}), or set discard_k3s_writes: true to go back to Swarm's data as it was "
-                      "before the cutover", self.result(self.state["state"], bool(self.actions)))
+                      "before the cutover", self.result(self.state["state"], True))
 
     def front_healthy(self, side, timeout):
         """Wait until every server of ``side`` passes the front door's health check (HAProxy needs its ``rise``

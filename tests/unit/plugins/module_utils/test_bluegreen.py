@@ -1318,6 +1318,24 @@ def test_a_failed_copy_back_keeps_traffic_on_k3s(volume_world):
     assert any("discard_k3s_writes" in w for w in forced["warnings"])
 
 
+def test_a_failed_post_check_whose_copy_back_fails_records_k3s_as_active(volume_world):
+    cluster, dummy, http, front, dummy2, sides, dummy3 = volume_world
+    http.failing["http://127.0.0.1:9105"] = 502
+    sides["swarm"].corrupt = True  # the copy back fails
+    with pytest.raises(bg.CutoverError) as info:
+        run_vol(volume_world, volumes=["/data"], post_promotion_checks=[{"type": "http", "attempts": 1}])
+    assert info.value.details["reason"] == "volume_copy_failed"
+    assert info.value.details["front_door"] == {"swarm": 0, "k3s": 100} and not front.held
+    notes = annotations(cluster)
+    assert (notes["state"], notes["active"]) == ("promoted", "k3s")
+    assert notes["history"][-1]["outcome"] == "failed" and "copying the volumes back failed" in notes["history"][-1]["reason"]
+    # a rerun of the promotion must not copy Swarm's older data over K3s's
+    del http.failing["http://127.0.0.1:9105"]
+    writes = front.log.count("write k3s /data")
+    again = run_vol(volume_world, volumes=["/data"])
+    assert again["state"] == "promoted" and front.log.count("write k3s /data") == writes
+
+
 def test_a_service_with_two_replicas_cannot_move_its_volume(volume_world):
     dummy, dummy2, dummy3, dummy4, docker, dummy5, dummy6 = volume_world
     docker.spec["Mode"]["Replicated"]["Replicas"] = 2
