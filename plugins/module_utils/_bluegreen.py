@@ -396,8 +396,9 @@ def with_history(recorded, entry, replace_last=None):
 
 # ---------------------------------------------------------------------------------------------- GPUs
 
-def _node_ready(node):
-    for condition in (node.get("status") or {}).get("conditions") or []:
+def is_ready(obj):
+    """Whether a node's or a pod's ``Ready`` condition is True."""
+    for condition in (obj.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Ready":
             return condition.get("status") == "True"
     return False
@@ -443,7 +444,7 @@ def gpu_fit(template, replicas, nodes, pods, green_pods=(), resource=GPU_RESOURC
     per_node = {}
     for node in nodes:
         meta = node.get("metadata") or {}
-        if not _node_ready(node) or (node.get("spec") or {}).get("unschedulable"):
+        if not is_ready(node) or (node.get("spec") or {}).get("unschedulable"):
             continue
         if selector and not all((meta.get("labels") or {}).get(k) == v for k, v in selector.items()):
             continue

@@ -1063,12 +1063,8 @@ class SwarmToK3s(Run):
         docker = self.docker
         if self.params.get("volume_docker_host"):
             docker = self._swarm.connect({"docker_host": self.params["volume_docker_host"], "timeout": 60})
-        selector = ((self.green_dep.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-        pods = [p for p in self.kube.list("v1", "pods", self.namespace, label_selector=bg.selector_string(selector))
-                if (p.get("status") or {}).get("phase") == "Running" and not (p.get("metadata") or {}).get(
-                    "deletionTimestamp")
-                and any(c.get("type") == "Ready" and c.get("status") == "True"
-                        for c in (p.get("status") or {}).get("conditions") or [])]
+        pods = [p for p in self.green_pods() if (p.get("status") or {}).get("phase") == "Running"
+                and not p["metadata"].get("deletionTimestamp") and bg.is_ready(p)]
         if not pods:
             raise self._volumes.CopyError(f"green {self.namespace}/{self.green_dep['metadata']['name']} has no ready "
                                           "pod to copy the volumes into or out of", reason="no_green_pod")
@@ -1076,6 +1072,11 @@ class SwarmToK3s(Run):
         return (self._volumes.SwarmSide(docker, self.swarm_name),
                 self._volumes.K3sSide(self.client.api_client, self.namespace, pod,
                                       timeout=float(self.params.get("drain_timeout") or 60)))
+
+    def green_pods(self):
+        """Green's pods (one list, by its Deployment's selector)."""
+        selector = ((self.green_dep.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        return self.kube.list("v1", "pods", self.namespace, label_selector=bg.selector_string(selector))
 
     def hold_map(self):
         return self.params.get("front_door_hold_map") or "/etc/haproxy/sophia-held.map"
@@ -1155,17 +1156,12 @@ class SwarmToK3s(Run):
         timeout = self.params.get("ready_timeout") or 300
         if to == "k3s":
             green_name = self.green_dep["metadata"]["name"]
-            selector = bg.selector_string(((self.green_dep.get("spec") or {}).get("selector") or {}).get(
-                "matchLabels") or {})
-            old = {p["metadata"]["name"] for p in self.kube.list("v1", "pods", self.namespace, label_selector=selector)}
+            old = {p["metadata"]["name"] for p in self.green_pods()}
             for name in sorted(old):
                 self.kube.delete(f"/api/v1/namespaces/{quote(self.namespace)}/pods/{quote(name)}")
             deadline = self.clock() + timeout
             while True:
-                pods = [p for p in self.kube.list("v1", "pods", self.namespace, label_selector=selector)
-                        if p["metadata"]["name"] not in old]
-                ready = [p for p in pods if any(c.get("type") == "Ready" and c.get("status") == "True"
-                                                for c in (p.get("status") or {}).get("conditions") or [])]
+                ready = [p for p in self.green_pods() if p["metadata"]["name"] not in old and bg.is_ready(p)]
                 if len(ready) >= (self.green_dep.get("spec") or {}).get("replicas", 1):
                     break
                 if self.clock() > deadline:

@@ -24,6 +24,7 @@ import json
 import os
 import posixpath
 import re
+import shlex
 import tarfile
 import time
 
@@ -230,15 +231,11 @@ def exit_code(status):
     return None
 
 
-def shell_quote(text):
-    return "'" + text.replace("'", "'\"'\"'") + "'"
-
-
 def restore_script(path):
     """The shell command green's container runs to replace the claim's content with the archive on stdin, then
     print every file's sha256. A failing step still reads all of stdin before it exits: a command that ends with
     its stdin unread can leave the API server's exec stream open."""
-    quoted = shell_quote(path)
+    quoted = shlex.quote(path)
     return (f"cd {quoted} || {{ cat >/dev/null; exit 2; }}; "
             "find . -mindepth 1 -maxdepth 1 -exec rm -rf -- {} + || { cat >/dev/null; exit 3; }; "
             f"tar -x -f - -C {quoted} || {{ rc=$?; cat >/dev/null; exit $rc; }}; "
@@ -247,7 +244,7 @@ def restore_script(path):
 
 def archive_script(path):
     """The shell command that writes the claim's content to stdout as a tar (relative names)."""
-    return f"set -e; tar -c -f - -C {shell_quote(path)} ."
+    return f"set -e; tar -c -f - -C {shlex.quote(path)} ."
 
 
 # ------------------------------------------------------------------------------------------------ the two sides
@@ -296,7 +293,7 @@ class SwarmSide:
 
     def write(self, move, data):
         try:
-            code, output = self._exec(f"set -e; cd {shell_quote(move['path'])}; "
+            code, output = self._exec(f"set -e; cd {shlex.quote(move['path'])}; "
                                       "find . -mindepth 1 -maxdepth 1 -exec rm -rf -- {} +")
             if code != 0:
                 raise CopyError(f"could not empty {move['path']} in the Swarm task of {self.service_name} (exit "
