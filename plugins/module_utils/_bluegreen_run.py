@@ -868,9 +868,18 @@ class SwarmToK3s(Run):
                  "green_wanted": self.green_wanted, "swarm_replicas": self.swarm_replicas(),
                  "swarm_wanted": blue.get("replicas") or self.swarm_replicas()}
         self.facts = facts
-        return bg.plan_swarm(self.state, dict(self.params, pre_checks=self.checks["pre"],
+        plan = bg.plan_swarm(self.state, dict(self.params, pre_checks=self.checks["pre"],
                                               post_checks=self.checks["post"], volumes=self.volume_paths),
                              self.now(), facts)
+        if plan.get("final") == "promoted" and any(s["step"] == "switch" for s in plan["steps"]):
+            from ansible_collections.sophia_ai.platform.plugins.module_utils._volume_copy import unmoved_named_volumes
+            left = unmoved_named_volumes(self.swarm, self.volume_paths)
+            if left:
+                self.warnings.append(
+                    f"the Swarm service {self.swarm_name} keeps data on named volumes at {', '.join(left)}, which this "
+                    "cutover does not move: green starts on its own (empty) claims there; list the paths in volumes "
+                    "to move the data with the service (the Swarm volumes stay untouched either way)")
+        return plan
 
     def result(self, final, changed):
         state = self.state

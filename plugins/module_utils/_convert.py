@@ -490,10 +490,15 @@ def probes(project, name, svc, warnings):
         "readinessProbe": dict(handler, **common),
     }
     if start_period > 0:
-        result["startupProbe"] = dict(handler, periodSeconds=period_s, timeoutSeconds=timeout_s,
-                                      failureThreshold=int(math.ceil(start_period / period_s)) + retries)
-    if "start_interval" in hc:
-        _warn(warnings, name, "healthcheck.start_interval", "start_interval is not carried over: the startup probe runs every interval")
+        # Docker checks every start_interval (default 5 s, Engine 25+) during the start period, failures not counted,
+        # and a container that passes once is healthy at once; after it, retries failures at interval make it
+        # unhealthy. The startup probe does the same: every start_interval, for as long as Docker would wait. (Run at
+        # interval instead, a container that starts in a second would wait a whole interval to be ready: the pause
+        # of a stateful cutover's restart, any rollout's pace.)
+        start_interval = dur("start_interval", 5.0)
+        start_s = max(1, int(math.ceil(start_interval)))
+        result["startupProbe"] = dict(handler, periodSeconds=start_s, timeoutSeconds=timeout_s,
+                                      failureThreshold=int(math.ceil((start_period + retries * interval) / start_s)))
     return result, kind
 
 

@@ -30,6 +30,7 @@ import re
 import socket
 import ssl
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urljoin, urlsplit
 
 from ansible_collections.sophia_ai.platform.plugins.module_utils._errors import ApiError, InputError
@@ -888,6 +889,30 @@ def probe(options, now=time.monotonic, sleep=time.sleep):
                      elapsed_ms=_ms(clock.now() - clock.started))
         facts["msg"] = summary(facts)
         return facts
+
+
+def probe_many(options, urls, parallel=8, probe_fn=None):
+    """Probe each of ``urls`` with the other ``options`` (as :func:`probe`), up to ``parallel`` at once, each with
+    its own retries and deadline. Returns ``(results, failed)``: one result per URL in the order given (``ok``, the
+    URL, and the probe's facts or the failure's ``msg`` and details), and the failed ones."""
+    probe_fn = probe_fn or probe
+    if not urls:
+        raise InputError("urls is empty: name at least one MCP endpoint", key="urls", reason="bad_option")
+    if len(set(urls)) != len(urls):
+        twice = sorted({u for u in urls if urls.count(u) > 1})
+        raise InputError("urls lists %s more than once" % ", ".join(twice), key="urls", reason="bad_option")
+    check_options(dict(options, url=urls[0]))  # the shared options fail once, before anything is probed
+
+    def one(url):
+        try:
+            return dict(probe_fn(dict(options, url=url)), ok=True)
+        except (InputError, McpError) as exc:
+            return dict(exc.details, url=url, ok=False, msg=str(exc))
+
+    workers = max(1, min(int(parallel), len(urls)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(one, urls))
+    return results, [r for r in results if not r["ok"]]
 
 
 def summary(facts):

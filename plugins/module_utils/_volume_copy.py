@@ -44,6 +44,15 @@ def _mount_of(mounts, path):
     return None
 
 
+def unmoved_named_volumes(swarm_service, paths):
+    """The mount paths of the Swarm service's named volumes that ``paths`` does not move, in mount order."""
+    spec = ((swarm_service.get("Spec") or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}
+    moved = {posixpath.normpath(p) for p in paths or [] if isinstance(p, str)}
+    return [posixpath.normpath(m["Target"]) for m in spec.get("Mounts") or []
+            if m.get("Type") == "volume" and m.get("Source") and m.get("Target")
+            and posixpath.normpath(m["Target"]) not in moved]
+
+
 def plan_moves(paths, swarm_service, green_template, service_name):
     """``[{path, volume, claim, container}]`` for each path of ``volumes``.
 

@@ -260,6 +260,8 @@ options:
         If that copy fails, traffic stays on K3s (see O(discard_k3s_writes)).
       - The data travels through the controller's memory and must copy within the hold; meant for the state of an
         MCP service (memories, caches, small stores), not for databases, which replicate.
+      - A promotion that leaves a named volume of the Swarm service out of O(volumes) warns (green starts on its own
+        claim there); C(playbooks/phase3.yml) passes every named volume the stack files mount.
     type: list
     elements: str
   volume_restart:

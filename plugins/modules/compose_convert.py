@@ -182,8 +182,10 @@ notes:
   - "C(healthcheck): kompose 1.38.0 makes a livenessProbe only, passes a C(CMD-SHELL) command as one argv word
     without a shell (so it cannot run), and panics on a healthcheck without test. This module makes readiness
     and liveness probes (period = C(interval), timeout = C(timeout), failureThreshold = C(retries), Docker's defaults
-    30s/30s/3), and a startupProbe when C(start_period) is set (failureThreshold = ceil(start_period / interval) +
-    retries). The handler is C(httpGet) when the test is a plain request to localhost (C(curl -f URL), C(wget URL)),
+    30s/30s/3), and a startupProbe when C(start_period) is set that checks as Docker does during the start period:
+    every C(start_interval) (Docker's default 5s), for as long as Docker waits (failureThreshold = ceil((start_period +
+    retries x interval) / start_interval)); a container that passes once is ready at once. The handler is
+    C(httpGet) when the test is a plain request to localhost (C(curl -f URL), C(wget URL)),
     C(tcpSocket) for C(nc -z localhost PORT), C(exec) otherwise (C(CMD) as argv, C(CMD-SHELL) through C(/bin/sh -c));
     the sample fleet's C(mcp-healthcheck) script stays an exec probe. C(disable: true) or C([NONE]) gives no probes."
   - "GPUs: kompose drops C(deploy.resources.reservations.devices) and C(generic_resources) without a word. This

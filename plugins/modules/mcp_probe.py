@@ -45,8 +45,19 @@ options:
       - The MCP endpoint, for example V(http://10.0.0.5:9005/mcp) (streamable HTTP) or V(http://host:8000/sse)
         (HTTP+SSE).
       - HTTP proxies from the environment are not used; the probe connects to the URL's host directly.
+      - One of O(url) and O(urls) is required.
     type: str
-    required: true
+  urls:
+    description:
+      - Several MCP endpoints, each probed as O(url) would be (with the other options, each with its own retries
+        and O(deadline)), up to O(parallel) at once, in one task - instead of a loop, where every item costs a module
+        start. The task fails if any of them fails, naming each; RV(results) has every endpoint's outcome.
+    type: list
+    elements: str
+  parallel:
+    description: With O(urls), how many endpoints are probed at once.
+    type: int
+    default: 8
   transport:
     description:
       - V(streamable_http) or V(sse) use that transport only. V(auto) tries streamable HTTP and falls back to
@@ -157,6 +168,15 @@ EXAMPLES = r"""
     headers:
       Authorization: "Bearer {{ mcp_token }}"
 
+- name: Every service of the fleet answers through the front door (one task, eight probes at a time)
+  sophia_ai.platform.mcp_probe:
+    urls:
+      - http://127.0.0.1:19005/mcp
+      - http://127.0.0.1:19006/mcp
+      - http://127.0.0.1:19007/mcp
+    deadline: 60
+  register: fleet_probe
+
 - name: An older server that only speaks HTTP+SSE; also runs in check mode (it only reads)
   sophia_ai.platform.mcp_probe:
     url: http://legacy-mcp:8000/sse
@@ -166,7 +186,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 msg:
-  description: One line saying which server answered, over what, and how fast.
+  description: One line saying which server answered, over what, and how fast (with O(urls), how many answered, and
+    each failure).
   returned: always
   type: str
   sample: "MCP server mcp-gong 1.0.0 at http://10.0.0.5:9005/mcp answered over streamable_http (protocol 2025-11-25,
@@ -299,6 +320,15 @@ elapsed_ms:
   returned: always, except when the options are invalid
   type: float
   sample: 31.4
+results:
+  description: With O(urls), one entry per endpoint in the order given - C(url), C(ok), and the facts a probe of
+    O(url) returns (C(server), C(tools), C(steps), C(attempts), ...) or, for a failure, C(msg), C(reason) and the
+    other failure details.
+  returned: with O(urls)
+  type: list
+  elements: dict
+  sample: [{url: "http://127.0.0.1:19005/mcp", ok: true, transport: streamable_http, attempts: 1},
+           {url: "http://127.0.0.1:19006/mcp", ok: false, reason: connection_refused, msg: "connection refused ..."}]
 reason:
   description:
     - On failure, what failed, as a stable keyword - V(connection_refused), V(dns_error), V(connection_error),
@@ -312,12 +342,16 @@ reason:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sophia_ai.platform.plugins.module_utils._errors import PlatformError
-from ansible_collections.sophia_ai.platform.plugins.module_utils._mcp import LATEST_VERSION, SUPPORTED_VERSIONS, TRANSPORTS, probe
+from ansible_collections.sophia_ai.platform.plugins.module_utils._mcp import (
+    LATEST_VERSION, SUPPORTED_VERSIONS, TRANSPORTS, probe, probe_many,
+)
 
 
 def argument_spec():
     return {
-        "url": {"type": "str", "required": True},
+        "url": {"type": "str"},
+        "urls": {"type": "list", "elements": "str"},
+        "parallel": {"type": "int", "default": 8},
         "transport": {"type": "str", "choices": list(TRANSPORTS), "default": "auto"},
         "expected_tools": {"type": "list", "elements": "str", "default": []},
         "call_tool": {"type": "dict", "options": {
@@ -336,9 +370,21 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           mutually_exclusive=[("url", "urls")], required_one_of=[("url", "urls")])
+    params = {k: v for k, v in module.params.items() if k not in ("urls", "parallel")}
     try:
-        result = probe(module.params)
+        if module.params["urls"] is None:
+            result = probe(params)
+        else:
+            if module.params["parallel"] < 1:
+                module.fail_json(msg="parallel must be 1 or more, got %d" % module.params["parallel"])
+            results, failed = probe_many(params, module.params["urls"], module.params["parallel"])
+            if failed:
+                module.fail_json(msg="%d of %d MCP endpoints did not answer: %s" % (
+                    len(failed), len(results), "; ".join(r["msg"] for r in failed)), results=results)
+            result = {"results": results, "msg": "%d MCP endpoints answered (slowest %.1f ms)" % (
+                len(results), max(r["elapsed_ms"] for r in results))}
     except PlatformError as exc:
         module.fail_json(msg=str(exc), **exc.details)
     module.exit_json(changed=False, **result)

@@ -17,67 +17,17 @@ archive API on the Swarm task, the API server's exec into green's pod, HAProxy's
 
 from __future__ import annotations
 
-import threading
 import time
-import uuid
 
 import pytest
 
-from ..traffic.frontdoor import call_tool
+from ..traffic.frontdoor import Writers, call_tool, missing_writes
 from .lab import SwarmToK3sLab, log, run_cutover
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ON_SWARM = {"swarm": 100, "k3s": 0}
 ON_K3S = {"swarm": 0, "k3s": 100}
-WRITERS = 4
-WRITE_TIMEOUT_S = 40.0  # a held write waits for the release (the role's front_door_hold_max_ms is 30 s)
-
-
-class Writers:
-    """WRITERS threads calling ``remember`` through the front door back to back, each write a new key."""
-
-    def __init__(self, port, tag):
-        self.port, self.tag = port, tag
-        self.stored, self.failed, self.held = {}, [], []
-        self.halt = threading.Event()
-        self.threads = [threading.Thread(target=self.write, args=(i,), daemon=True) for i in range(WRITERS)]
-        self.lock = threading.Lock()
-
-    def write(self, index):
-        seq = 0
-        while not self.halt.is_set():
-            key, value = f"{self.tag}-{index}-{seq}", uuid.uuid4().hex
-            answer = call_tool(self.port, "remember", {"key": key, "value": value}, timeout=WRITE_TIMEOUT_S)
-            with self.lock:
-                if answer["ok"] and answer.get("stored"):
-                    self.stored[key] = (value, answer["backend"])
-                    if answer.get("held_ms"):
-                        self.held.append(int(answer["held_ms"]))
-                else:
-                    self.failed.append((key, answer))
-            seq += 1
-            time.sleep(0.05)
-
-    def __enter__(self):
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.halt.set()
-        for thread in self.threads:
-            thread.join(timeout=WRITE_TIMEOUT_S + 5)
-
-
-def missing_writes(port, stored):
-    """The stored writes that ``recall`` through the front door does not give back (key -> what it answered)."""
-    missing = {}
-    for key, (value, dummy) in stored.items():
-        answer = call_tool(port, "recall", {"key": key}, timeout=10)
-        if not (answer["ok"] and answer.get("found") and answer.get("value") == value):
-            missing[key] = answer
-    return missing
 
 
 def stateful_params(lab, **more):
@@ -100,7 +50,7 @@ def test_promote_moves_the_data_and_loses_no_write(stateful, record_property):
     assert run.rc == 0, run.why()
     result = run.result
     figures = {"writes": len(writers.stored), "failed": len(writers.failed),
-               "by_backend": {side: sum(1 for v in writers.stored.values() if v[1] == side) for side in ("swarm", "k3s")},
+               "by_backend": writers.by_backend(),
                "held_writes": len(writers.held), "held_ms_max": max(writers.held or [0]),
                "write_pause_seconds": result.get("write_pause_seconds"), "volumes": result.get("volumes"),
                "switch_seconds": result.get("switch_seconds"), "task_s": round(run.end - run.start, 3)}
@@ -137,7 +87,7 @@ def test_rollback_copies_k3s_writes_back_to_swarm(stateful, record_property):
     assert run.rc == 0, run.why()
     result = run.result
     figures = {"writes": len(writers.stored), "failed": len(writers.failed),
-               "by_backend": {side: sum(1 for v in writers.stored.values() if v[1] == side) for side in ("swarm", "k3s")},
+               "by_backend": writers.by_backend(),
                "write_pause_seconds": result.get("write_pause_seconds"), "volumes": result.get("volumes"),
                "task_s": round(run.end - run.start, 3)}
     log(f"[volumes-rollback] {figures}")

@@ -71,6 +71,11 @@ def playbook(tmp_path_factory, sample_url, sse_url, tls, broken):
         probe_task("no_auth", url=broken.base + "/auth/mcp"),
         probe_task("tls_ca", url=tls[0], ca_path=tls[1], call_tool={"name": "add", "arguments": {"a": 2, "b": 3}}),
         probe_task("readyz", url=sample_url.replace("/mcp", "/readyz")),
+        # several endpoints in one task, at once: the streamable HTTP and the HTTP+SSE servers of the official SDK
+        probe_task("many", urls=[sample_url, sse_url], expected_tools=["echo"], parallel=2),
+        # one that refuses connections fails the task, naming it; the others' outcomes are still returned
+        probe_task("many_one_down", urls=[sample_url, "http://127.0.0.1:%d/mcp" % port_free()], deadline=2,
+                   retry_delay=0.5),
     ]
     names = [t["register"] for t in tasks]
     tasks.append({"name": "dump", "ansible.builtin.copy": {
@@ -101,6 +106,23 @@ def test_playbook_success_with_expected_tools_and_an_echo_call(playbook):
     assert [s["step"] for s in ok["steps"]] == ["initialize", "notifications/initialized", "tools/list", "tools/call"]
     assert all(0 < s["latency_ms"] < 5000 for s in ok["steps"])
     assert ok["attempts"] == 1 and ok["elapsed_ms"] >= sum(s["latency_ms"] for s in ok["steps"])
+
+
+def test_playbook_urls_probes_each_endpoint_in_one_task(playbook, sample_url, sse_url):
+    many = playbook[0]["many"]
+    assert not many.get("failed"), many["msg"]
+    assert [(r["url"], r["ok"], r["transport"]) for r in many["results"]] == [
+        (sample_url, True, "streamable_http"), (sse_url, True, "sse")]
+    assert all("echo" in r["tools"] for r in many["results"])
+    assert many["msg"].startswith("2 MCP endpoints answered")
+
+
+def test_playbook_urls_fails_naming_the_endpoint_that_does_not_answer(playbook, sample_url):
+    down = playbook[0]["many_one_down"]
+    assert down["failed"] is True and down["msg"].startswith("1 of 2 MCP endpoints did not answer: ")
+    (bad,) = [r for r in down["results"] if not r["ok"]]
+    assert bad["reason"] == "connection_refused" and bad["url"] in down["msg"] and bad["attempts"] > 1
+    assert [r["ok"] for r in down["results"]] == [True, False] and down["results"][0]["url"] == sample_url
 
 
 def test_playbook_check_mode_still_probes_and_changes_nothing(playbook):

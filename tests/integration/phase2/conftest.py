@@ -4,19 +4,22 @@
 
 ``phase2``: `make lab`'s single-node Swarm (28 services, front door), then playbooks/phase2.yml twice (the
 non-critical services to the lab cluster). ``phase3`` (on top of it): playbooks/phase3.yml for two critical
-services, twice. At the end every service goes back to Swarm through playbooks/rollback.yml (rollback_services=all,
-which is also what `make lab-rollback` runs), the front door back to Swarm only (lab.yml) and the namespace goes.
+services (one of them stateful, written to throughout), twice. At the end every service goes back to Swarm through
+playbooks/rollback.yml (rollback_services=all, which is also what `make lab-rollback` runs; the stateful service's
+K3s data is copied back), the front door back to Swarm only (lab.yml) and the namespace goes.
 The lab cluster (upstream Kubernetes from source) stands in for K3s, which cannot be built here.
 """
 
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
 from ..cluster.conftest import lab_kubeconfig  # noqa: F401  pylint: disable=unused-import
-from .lab import PHASE3_SERVICES, kubectl, playbook
+from ..traffic.frontdoor import Writers, missing_writes
+from .lab import PHASE3_SERVICES, STATEFUL, front_door_port, kubectl, playbook
 
 
 def report_dir_for(factory, name):
@@ -50,11 +53,17 @@ def phase2(lab_kubeconfig, lab_swarm, tmp_path_factory):  # noqa: F811  pylint: 
 @pytest.fixture(scope="package")
 def phase3(phase2, tmp_path_factory):  # pylint: disable=redefined-outer-name
     """playbooks/phase3.yml for PHASE3_SERVICES, twice, after phase 2 (the services it cut over are rolled back by
-    phase2's teardown)."""
+    phase2's teardown). A writer calls the stateful service's ``remember`` through the front door for the whole first
+    run (its volume moves while the front door holds the writes); afterwards every answered write must be recalled
+    from K3s (``missing``)."""
     report_dir = report_dir_for(tmp_path_factory, "phase3-first")
     extra = ["-e", json.dumps({"phase3_services": PHASE3_SERVICES})]
-    first = playbook("phase3.yml", "-e", f"phase3_report_dir={report_dir}", *extra)
+    port = front_door_port(STATEFUL)
+    with Writers(port, "phase3", writers=1, pause=0.2) as writers:
+        first = playbook("phase3.yml", "-e", f"phase3_report_dir={report_dir}", *extra)
     report = json.loads((report_dir / "phase3.json").read_text())
+    missing = missing_writes(port, writers.stored)
     second_dir = report_dir_for(tmp_path_factory, "phase3-second")
     second = playbook("phase3.yml", "-e", f"phase3_report_dir={second_dir}", *extra)
-    yield first, report, second, report_dir
+    yield SimpleNamespace(first=first, report=report, second=second, report_dir=report_dir, writers=writers,
+                          missing=missing)

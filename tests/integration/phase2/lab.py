@@ -14,8 +14,20 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[3]
 CACHE = Path(os.environ.get("SOPHIA_CACHE", Path.home() / ".cache/sophia-platform"))
-# Two critical services (one of them reserves a GPU) keep phase 3's test short; make phase3 moves all ten.
-PHASE3_SERVICES = ["mcp-gong", "mcp-embeddings"]
+# Two critical services keep phase 3's test short (make phase3 moves all ten): one reserves a GPU, the other keeps
+# its memories on a named volume, which moves with it (the stateful case). The rollback test takes the first.
+PHASE3_SERVICES = ["mcp-embeddings", "mcp-ai-memory"]
+STATEFUL = "mcp-ai-memory"
+OFFSET = 10000  # inventories/lab: lab_front_door_port_offset
+
+
+def published_port(name):
+    stack = yaml.safe_load((REPO / "examples" / "sophia-mcp-stack.yml").read_text())
+    return int(stack["services"][name]["ports"][0]["published"])
+
+
+def front_door_port(name):
+    return published_port(name) + OFFSET
 
 
 def stack_services(criticality):

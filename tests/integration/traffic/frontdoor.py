@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import yaml
@@ -231,6 +232,65 @@ def call_tool(port, name, arguments, timeout=5.0):
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "backend": None, "held_ms": None}
     finally:
         conn.close()
+
+
+WRITE_TIMEOUT_S = 40.0  # a held write waits for the release (the role's front_door_hold_max_ms is 30 s)
+
+
+class Writers:
+    """``writers`` threads calling the sample server's ``remember`` through the front door, each write a new key,
+    never retried, ``pause`` seconds between one thread's writes; a write counts when it was answered ``stored``.
+    ``stored``: key -> (value, backend header); ``failed``: (key, answer); ``held``: X-Sophia-Held-Ms of the
+    writes the front door held."""
+
+    def __init__(self, port, tag, writers=4, pause=0.05):
+        self.port, self.tag, self.pause = port, tag, pause
+        self.stored, self.failed, self.held = {}, [], []
+        self.halt = threading.Event()
+        self.threads = [threading.Thread(target=self.write, args=(i,), daemon=True) for i in range(writers)]
+        self.lock = threading.Lock()
+
+    def write(self, index):
+        seq = 0
+        while not self.halt.is_set():
+            key, value = f"{self.tag}-{index}-{seq}", uuid.uuid4().hex
+            answer = call_tool(self.port, "remember", {"key": key, "value": value}, timeout=WRITE_TIMEOUT_S)
+            with self.lock:
+                if answer["ok"] and answer.get("stored"):
+                    self.stored[key] = (value, answer["backend"])
+                    if answer.get("held_ms"):
+                        self.held.append(int(answer["held_ms"]))
+                else:
+                    self.failed.append((key, answer))
+            seq += 1
+            time.sleep(self.pause)
+
+    def by_backend(self):
+        """Stored writes per server that answered (the backend header: ``swarm``, ``k3s``), both always present."""
+        out = {"swarm": 0, "k3s": 0}
+        for dummy, backend in self.stored.values():
+            out[backend] = out.get(backend, 0) + 1
+        return out
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.halt.set()
+        for thread in self.threads:
+            thread.join(timeout=WRITE_TIMEOUT_S + 5)
+
+
+def missing_writes(port, stored):
+    """The stored writes that ``recall`` through the front door does not give back (key -> what it answered)."""
+    missing = {}
+    for key, (value, dummy) in stored.items():
+        answer = call_tool(port, "recall", {"key": key}, timeout=10)
+        if not (answer["ok"] and answer.get("found") and answer.get("value") == value):
+            missing[key] = answer
+    return missing
 
 
 def mcp_call(port, timeout=5.0):

@@ -82,11 +82,11 @@ def test_converge_twice_second_run_changes_nothing(role):
 
 def test_the_role_probes_every_service_over_mcp(role):
     front_door, runs, ports = role
-    probes = task_results(runs["second"][1], "Ask every service over MCP through the front door")
-    assert len(probes) == 1
+    probes = task_results(runs["second"][1], "Ask every service over MCP through the front door (one task, eight at a time)")
+    assert len(probes) == 1 and not probes[0].get("failed")
     items = probes[0]["results"]
-    assert [(i["item"]["name"], i["server"]["name"], i["tools"]) for i in items] == [
-        ("mcp-gong", "mcp-frontdoor-a", ["echo", "add", "server_info"])]
+    assert [(i["url"], i["ok"], i["server"]["name"], i["tools"]) for i in items] == [
+        (f"http://127.0.0.1:{ports['gong']}/mcp", True, "mcp-frontdoor-a", ["echo", "add", "server_info"])]
 
 
 def test_daemon_socket_and_configuration(role):

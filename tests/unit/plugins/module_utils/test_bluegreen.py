@@ -1246,6 +1246,16 @@ def test_volumes_move_under_a_hold_before_the_switch(volume_world):
     assert again["changed"] is False and again["volumes"] == [] and front.log.count("hold") == 1
 
 
+def test_a_promotion_that_leaves_a_named_volume_behind_warns(volume_world):
+    dummy, dummy2, dummy3, front, dummy4, sides, dummy5 = volume_world
+    result = run_vol(volume_world)
+    assert result["state"] == "promoted" and sides["k3s"].files == {} and "hold" not in front.log
+    (warning,) = [w for w in result["warnings"] if "named volumes" in w]
+    assert "at /data, which this cutover does not move" in warning and "list the paths in volumes" in warning
+    again = run_vol(volume_world)  # said once: a rerun switches nothing
+    assert again["changed"] is False and not [w for w in again["warnings"] if "named volumes" in w]
+
+
 def test_volume_move_in_check_mode_says_so_and_holds_nothing(volume_world):
     dummy, dummy2, dummy3, front, dummy4, sides, dummy5 = volume_world
     result = run_vol(volume_world, check_mode=True, volumes=["/data"])

@@ -78,8 +78,22 @@ def test_sample_stack_gives_one_deployment_per_service_named_as_the_service(conv
         assert workload["spec"]["template"]["spec"]["restartPolicy"] == "Always"
         assert "service-%s.yaml" % name in out.files
     kinds = sorted({f["kind"] for f in out.files.values()})
-    assert kinds == ["ConfigMap", "Deployment", "Service"]
-    assert len(out.files) == 57
+    assert kinds == ["ConfigMap", "Deployment", "PersistentVolumeClaim", "Service"]
+    assert len(out.files) == 58  # 28 Deployments, 28 Services, the config, the memory store's claim
+
+
+def test_sample_stack_stateful_service_mounts_its_claim(converted):
+    out = converted(SAMPLE)
+    claims = {f["metadata"]["name"]: f for f in out.files.values() if f["kind"] == "PersistentVolumeClaim"}
+    assert list(claims) == ["ai-memory-data"]
+    assert claims["ai-memory-data"]["spec"]["accessModes"] == ["ReadWriteOnce"]
+    pod = out.pod("mcp-ai-memory")
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = [m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == "/data"]
+    assert len(mounts) == 1
+    assert volumes[mounts[0]["name"]]["persistentVolumeClaim"]["claimName"] == "ai-memory-data"
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["MCP_DATA_DIR"] == "/data"
 
 
 def test_sample_stack_gpu_services(converted):
@@ -102,7 +116,8 @@ def test_sample_stack_probes_criticality_and_secrets(converted):
     for probe in ("livenessProbe", "readinessProbe"):
         assert gong[probe] == {"exec": {"command": ["mcp-healthcheck"]}, "periodSeconds": 10, "timeoutSeconds": 3,
                                "failureThreshold": 3}
-    assert gong["startupProbe"]["failureThreshold"] == 2 + 3  # ceil(15s / 10s) + retries
+    # every 5 s (Docker's start_interval default) for start_period + retries x interval: 15 s + 3 x 10 s
+    assert (gong["startupProbe"]["periodSeconds"], gong["startupProbe"]["failureThreshold"]) == (5, 9)
     assert "livenessProbe" not in out.container("mcp-github")  # no healthcheck in the stack
     assert {"name": "secret-mcp-api-key", "mountPath": "/run/secrets/mcp_api_key", "subPath": "mcp_api_key",
             "readOnly": True} in gong["volumeMounts"]
@@ -221,8 +236,12 @@ def test_healthcheck_timings(converted):
     assert exec_cmd["livenessProbe"]["periodSeconds"] == 10
     assert exec_cmd["livenessProbe"]["timeoutSeconds"] == 3
     assert exec_cmd["readinessProbe"]["failureThreshold"] == 5
-    assert exec_cmd["startupProbe"] == {"exec": {"command": ["mcp-healthcheck", "/readyz"]}, "periodSeconds": 10,
-                                        "timeoutSeconds": 3, "failureThreshold": 5 + 5}
+    # the start period's checks: every 5 s (Docker's default start_interval), as long as Docker waits (45 s + 5 x 10 s)
+    assert exec_cmd["startupProbe"] == {"exec": {"command": ["mcp-healthcheck", "/readyz"]}, "periodSeconds": 5,
+                                        "timeoutSeconds": 3, "failureThreshold": 19}
+    assert out.container("start-interval")["startupProbe"]["periodSeconds"] == 2  # start_interval: 2s
+    assert out.container("start-interval")["startupProbe"]["failureThreshold"] == 23  # (16 s + 3 x 10 s) / 2 s
+    assert not out.warnings("start-interval")
     assert out.container("http-curl")["readinessProbe"]["periodSeconds"] == 90
     assert out.container("http-wget")["readinessProbe"]["periodSeconds"] == 1  # 500ms: Kubernetes' minimum
     assert out.container("tcp-nc")["livenessProbe"]["timeoutSeconds"] == 30  # Docker's default

@@ -60,7 +60,7 @@ def converted_once(sample_stack, tmp_path_factory):
 def test_first_run_writes_everything_second_changes_nothing(converted_once, sample_stack):
     dest, first = converted_once
     assert first["changed"] is True
-    assert first["changed_files"] == first["files"] and len(first["files"]) == 57
+    assert first["changed_files"] == first["files"] and len(first["files"]) == 58
     before = snapshot(dest)
     second = run(sample_stack, dest)
     assert second["changed"] is False and second["changed_files"] == [] and second["removed_files"] == []
@@ -111,12 +111,12 @@ def test_one_edited_service_changes_only_its_files(converted_once, sample_stack,
 def test_check_mode_writes_nothing_and_reports_the_change(sample_stack, tmp_path):
     dest = tmp_path / "new"
     result = run(sample_stack, dest, check_mode=True, want_diff=True)
-    assert result["changed"] is True and len(result["changed_files"]) == 57
+    assert result["changed"] is True and len(result["changed_files"]) == 58
     assert not dest.exists()
     assert os.listdir(tmp_path) == ["new"] or os.listdir(tmp_path) == []
-    assert len(result["diff"]) == 57
+    assert len(result["diff"]) == 58
     assert all(d["before_header"] == "/dev/null" for d in result["diff"])
-    assert "would change 57" in result["msg"]
+    assert "would change 58" in result["msg"]
 
 
 def test_check_mode_on_existing_dest(converted_once, sample_stack, tmp_path):

@@ -474,3 +474,41 @@ def test_request_time_is_the_smaller_of_timeout_and_what_is_left():
     clock.sleep(8)
     with pytest.raises(_mcp.McpTimeoutError, match="in time"):
         budget.left(budget.until(), URL, "tools/list")
+
+
+# ------------------------------------------------------------------------------------------------ probe_many
+
+def test_probe_many_keeps_the_order_and_collects_each_failure():
+    """probe_many's own logic (order, failures, shared options) over a stand-in for probe(); the real exchange with
+    the SDK's servers is in tests/integration/mcp."""
+    urls = ["http://10.0.0.%d:9005/mcp" % i for i in range(1, 6)]
+    seen = []
+
+    def fake(opts):
+        seen.append((opts["url"], opts["deadline"]))
+        if opts["url"].startswith("http://10.0.0.3"):
+            raise _mcp.McpConnectionError("connection refused by 10.0.0.3:9005", reason="connection_refused",
+                                          attempts=4)
+        return {"url": opts["url"], "transport": "streamable_http", "elapsed_ms": 1.0}
+
+    results, failed = _mcp.probe_many(options(deadline=7.0), urls, parallel=3, probe_fn=fake)
+    assert [r["url"] for r in results] == urls and sorted(seen) == [(u, 7.0) for u in urls]
+    assert [r["ok"] for r in results] == [True, True, False, True, True]
+    assert failed == [results[2]] and failed[0]["reason"] == "connection_refused" and failed[0]["attempts"] == 4
+    assert "connection refused by 10.0.0.3:9005" in failed[0]["msg"]
+
+
+@pytest.mark.parametrize("urls, fragment", [
+    ([], "urls is empty"),
+    (["http://a:1/mcp", "http://b:1/mcp", "http://a:1/mcp"], "urls lists http://a:1/mcp more than once"),
+])
+def test_probe_many_refuses_bad_lists(urls, fragment):
+    with pytest.raises(InputError, match=fragment):
+        _mcp.probe_many(options(), urls, probe_fn=lambda opts: {})
+
+
+def test_probe_many_checks_the_shared_options_once_before_probing():
+    calls = []
+    with pytest.raises(InputError, match="timeout"):
+        _mcp.probe_many(options(timeout=0), ["http://a:1/mcp", "http://b:1/mcp"], probe_fn=calls.append)
+    assert calls == []

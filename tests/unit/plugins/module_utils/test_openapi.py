@@ -60,8 +60,8 @@ def validator(schema_dir, sample):
 
 def test_every_sample_manifest_is_valid(validator, sample):
     kinds = sorted({obj["kind"] for obj in sample.values()})
-    assert kinds == ["ConfigMap", "Deployment", "Secret", "Service"]
-    assert len(sample) > 57
+    assert kinds == ["ConfigMap", "Deployment", "PersistentVolumeClaim", "Secret", "Service"]
+    assert len(sample) > 58
     assert {name: validator.validate(obj) for name, obj in sample.items() if validator.validate(obj)} == {}
 
 

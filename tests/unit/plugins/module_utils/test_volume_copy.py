@@ -50,6 +50,12 @@ def test_plan_moves_refuses_what_cannot_move(paths, words):
     assert info.value.details["key"] == "volumes"
 
 
+def test_unmoved_named_volumes_are_the_named_volume_mounts_left_out():
+    assert vc.unmoved_named_volumes(SWARM, []) == ["/data"]
+    assert vc.unmoved_named_volumes(SWARM, ["/data/"]) == []  # the bind mount is the host's, never moved
+    assert vc.unmoved_named_volumes({"Spec": {}}, []) == []
+
+
 def test_plan_moves_needs_a_claim_in_green():
     template = {"spec": {"containers": [{"name": "c", "volumeMounts": [{"name": "scratch", "mountPath": "/data"}]}],
                          "volumes": [{"name": "scratch", "emptyDir": {}}]}}
