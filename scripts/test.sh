@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command's body (run by `make test` after set-up): every quality gate, in order, each timed.
-#   changelog lint -> collection build -> ansible-test sanity (on the built collection), with ansible-lint
-#   (production profile) beside it -> pytest (unit) -> the other molecule scenarios, with the k3s_install molecule scenario
+#   changelog lint -> collection build -> ansible-test sanity (on the built collection) -> ansible-lint
+#   (production profile) -> pytest (unit) -> the other molecule scenarios, with the k3s_install molecule scenario
 #   running beside these four -> pytest (integration), whose summary line closes the run.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -49,23 +49,6 @@ sanity() {
 }
 
 lint() { ansible-lint --profile production --offline; }
-
-# ansible-lint reads the checkout, ansible-test sanity the built collection under $WORK: nothing shared, and each
-# keeps mostly one of the two cores busy, so ansible-lint runs beside sanity (its output kept in a file) and its gate
-# waits for it and prints what it said.
-lint_beside_start() {
-  ( rc=0; lint >"$WORK/lint.log" 2>&1 || rc=$?; echo "$rc" >"$WORK/lint.done" ) &
-  LINT_PID=$!
-  BESIDE_PIDS+=("$LINT_PID")
-}
-
-lint_beside() {
-  local rc=1
-  wait "$LINT_PID" 2>/dev/null || true
-  cat "$WORK/lint.log"
-  [ -f "$WORK/lint.done" ] && read -r rc <"$WORK/lint.done"
-  return "$rc"
-}
 
 # Molecule scenarios that need neither the lab cluster nor a Swarm (their nodes are containers of their own, on a
 # network of their own) and spend most of their time waiting on `docker exec`: they run in the background beside
@@ -131,9 +114,8 @@ integration() { pytest --durations=30 tests/integration; }
 gate "changelog lint" changelog_lint
 gate "collection build" build_collection
 molecule_beside_start
-lint_beside_start
 gate "ansible-test sanity" sanity
-gate "ansible-lint (production profile, ran beside sanity)" lint_beside
+gate "ansible-lint (production profile)" lint
 gate "pytest (unit)" unit
 gate "molecule" molecule_scenarios
 gate "molecule (beside)" molecule_beside

@@ -33,7 +33,7 @@ from .lab import wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SAMPLE = Path("examples/sophia-mcp-stack.yml").resolve()
-OBJECTS = 57  # 28 Deployments, 28 Services, 1 ConfigMap
+OBJECTS = 58  # 28 Deployments, 28 Services, 1 ConfigMap, 1 PersistentVolumeClaim (the memory store)
 
 
 def run_playbook(repo, tmp_path, args_list):

@@ -60,7 +60,7 @@ def test_first_run_changed_second_not(repo, tmp_path):
     res, output = ansible_playbook(repo, path)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     first, second = task_results(output)
-    assert first["changed"] is True and len(first["changed_files"]) == 57
+    assert first["changed"] is True and len(first["changed_files"]) == 58
     assert second["changed"] is False and second["changed_files"] == []
     assert first["services"]["mcp-llm-gateway"]["gpus"] == 1
     assert first["prerequisites"][0]["name"] == "mcp-api-key"
@@ -75,7 +75,7 @@ def test_check_mode_writes_nothing(repo, tmp_path):
     res, output = ansible_playbook(repo, path)
     assert res.returncode == 0, res.stdout[-3000:]
     (result,) = task_results(output)
-    assert result["changed"] is True and len(result["changed_files"]) == 57
+    assert result["changed"] is True and len(result["changed_files"]) == 58
     assert not dest.exists()
     assert sorted(os.listdir(tmp_path)) == ["play.yml"]
 
