@@ -11,7 +11,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(SOPHIA_COLLECTIONS)
 export ANSIBLE_FORCE_COLOR ?= 0
 export PATH := $(VENV):$(SOPHIA_CACHE)/bin:$(PATH)
 
-.PHONY: help setup lab test lab-up lab-down swarm-lab-up phase1 phase2 phase3 lab-rollback retire-swarm constraints bench-gpu bench-convert bench-switch bench-audit bench-deploy bench-cutover
+.PHONY: help setup lab report test lab-up lab-down swarm-lab-up phase1 phase2 phase3 lab-rollback retire-swarm constraints bench-gpu bench-convert bench-switch bench-audit bench-deploy bench-cutover gitops
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -19,8 +19,12 @@ help: ## list the targets
 setup: ## install and build what the lab and the tests need (idempotent)
 	@scripts/setup.sh
 
-lab: setup ## set-up, then the main job on the embedded local lab
+LAB_REPORT = $(SOPHIA_CACHE)/lab/migration/migration.json
+lab: setup ## set-up, then the whole migration on the embedded local lab: the Swarm with the sample fleet and its front door, the lab cluster, phase 1 -> 2 -> 3, the migration report; last line REPORT=<path>
+	@scripts/lab-cluster.sh up --gpu-nodes $(GPU_NODES) >/dev/null
 	ansible-playbook -i inventories/lab playbooks/lab.yml
+	ansible-playbook -i inventories/lab playbooks/migrate.yml
+	@echo "REPORT=$(LAB_REPORT)"
 
 GPU_NODES ?= 8
 lab-up: setup ## start (or reuse) the lab cluster with GPU_NODES kwok GPU nodes; last line KUBECONFIG=<path>
@@ -44,8 +48,28 @@ phase3: setup ## phase 2 (as make phase2), then playbooks/phase3.yml: every crit
 	ansible-playbook -i inventories/lab playbooks/phase2.yml
 	ansible-playbook -i inventories/lab playbooks/phase3.yml
 
-lab-rollback: setup ## playbooks/rollback.yml on the lab: every service back to Swarm (SERVICES=all, or a name)
+GITOPS_REPO_URL ?= https://git.example.com/sophia-ai/gitops.git
+gitops: setup ## the sample stack as a Helm chart and a Kustomize tree per wave with Argo CD Applications (GITOPS_REPO_URL) in $(SOPHIA_CACHE)/lab/gitops, checked with helm lint/template and kubectl kustomize
+	ansible-playbook playbooks/gitops_export.yml -e gitops_dir=$(SOPHIA_CACHE)/lab/gitops -e gitops_repo_url=$(GITOPS_REPO_URL)
+	helm lint --strict $(SOPHIA_CACHE)/lab/gitops/export/helm/sophia-mcp
+	set -o pipefail; helm template sophia $(SOPHIA_CACHE)/lab/gitops/export/helm/sophia-mcp | grep -c '^kind:' | sed 's/^/helm template: objects: /'
+	set -o pipefail; $(SOPHIA_CACHE)/bin/kubernetes/kubectl kustomize $(SOPHIA_CACHE)/lab/gitops/export/kustomize | grep -c '^kind:' | sed 's/^/kubectl kustomize: objects: /'
+
+.PHONY: ee awx
+ee: setup ## build context of the AWX execution environment (execution-environment.yml: collection tarball, Python pins, kubectl and kompose) in $(SOPHIA_CACHE)/ee/context via ansible-builder create (EE_DIR overrides)
+	@scripts/ee.sh $(or $(EE_DIR),$(SOPHIA_CACHE)/ee)
+
+awx: ## regenerate awx/controller.json (awx import: project, inventories, job templates with surveys from the argument specs, workflow)
+	PYTHONPATH=$(SOPHIA_COLLECTIONS) $(VENV)/python -m ansible_collections.sophia_ai.platform.plugins.module_utils._awx --root $(ROOT) --out awx/controller.json
+
+lab-rollback: setup ## playbooks/rollback.yml on the lab: every service back to Swarm (SERVICES=all, or a name), then the migration report; last line REPORT=<path>
 	ansible-playbook -i inventories/lab playbooks/rollback.yml -e rollback_services=$(or $(SERVICES),all)
+	ansible-playbook -i inventories/lab playbooks/report.yml
+	@echo "REPORT=$(LAB_REPORT)"
+
+report: setup ## playbooks/report.yml on the lab: the migration report from the phase reports, the front door and the lab cluster; last line REPORT=<path>
+	ansible-playbook -i inventories/lab playbooks/report.yml
+	@echo "REPORT=$(LAB_REPORT)"
 
 retire-swarm: setup ## playbooks/retire_swarm.yml on the lab: refuses while a rollback window is open (FORCE=true overrides)
 	ansible-playbook -i inventories/lab playbooks/retire_swarm.yml -e retire_force=$(or $(FORCE),false)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command's body (run by `make test` after set-up): every quality gate, in order, each timed.
 #   changelog lint -> collection build -> ansible-test sanity (on the built collection) -> ansible-lint
-#   (production profile) -> pytest (unit) -> the other molecule scenarios, with the k3s_install molecule scenario
-#   running beside these four -> pytest (integration), whose summary line closes the run.
+#   (production profile) -> pytest (unit) -> the other molecule scenarios (two chains side by side), with the
+#   k3s_install molecule scenario running beside these four -> pytest (integration), whose summary line closes the run.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -81,25 +81,53 @@ molecule_beside() {
   [ ${#failed[@]} -eq 0 ]
 }
 
+# The other scenarios form chains that share nothing: the ones whose instance is the lab cluster (mcp_deploy,
+# nvidia_plugin: one after the other, they share it) and the one whose instance is the multi-node Swarm lab
+# (swarm_stabilize, Docker-in-Docker nodes). Most of either chain is waiting (rollouts, update monitors, health
+# checks), so the chains run side by side, each scenario's output kept in a file and printed after.
+SWARM_CHAIN=(swarm_stabilize)
+
+run_chain() { # run_chain NAME SCENARIO...: one after the other; a line "SCENARIO RC SECONDS" each in $WORK/chain-NAME
+  local name=$1 s t0 rc; shift
+  : >"$WORK/chain-$name"
+  for s in "$@"; do
+    t0=$(date +%s); rc=0
+    molecule test -s "$s" >"$WORK/molecule-$s.log" 2>&1 || rc=$?
+    echo "$s $rc $(($(date +%s) - t0))" >>"$WORK/chain-$name"
+  done
+}
+
 molecule_scenarios() {
-  local scenarios
-  scenarios=$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | sort \
-              | grep -v -x -F -f <(printf 'molecule/%s\n' "${BESIDE[@]}"))
-  if [ -z "$scenarios" ]; then
+  local all s lab=() swarm=()
+  all=$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -r -n1 basename | sort \
+        | grep -v -x -F -f <(printf '%s\n' "${BESIDE[@]}") || true)
+  if [ -z "$all" ]; then
     echo "no molecule scenarios yet (each role brings one under molecule/<role>/)"
     return 0
   fi
+  for s in $all; do
+    if printf '%s\n' "${SWARM_CHAIN[@]}" | grep -q -x -F "$s"; then swarm+=("$s"); else lab+=("$s"); fi
+  done
   # gate() runs this function as `"$@" || rc=$?`, where bash ignores `set -e`: every scenario's exit status is
   # checked here, or a failed scenario other than the last would pass the gate.
-  local s t0 rc times=() failed=()
-  for s in $scenarios; do
-    t0=$(date +%s)
-    rc=0
-    molecule test -s "$(basename "$s")" || rc=$?
-    times+=("$(basename "$s") $(($(date +%s) - t0))s$([ $rc -eq 0 ] || echo " FAILED")")
-    [ $rc -eq 0 ] || failed+=("$(basename "$s")")
+  local pids=() scenario rc secs times=() failed=()
+  run_chain swarm "${swarm[@]}" & pids+=($!); BESIDE_PIDS+=($!)
+  run_chain lab "${lab[@]}" & pids+=($!); BESIDE_PIDS+=($!)
+  wait "${pids[@]}" || true
+  BESIDE_PIDS=("${BESIDE_PIDS[@]:0:${#BESIDE_PIDS[@]}-2}")
+  for s in "${lab[@]}" "${swarm[@]}"; do
+    printf '\n=== molecule %s\n' "$s"
+    cat "$WORK/molecule-$s.log"
   done
-  printf '\n=== molecule scenario times: %s\n' "$(IFS=,; echo "${times[*]}")"
+  while read -r scenario rc secs; do
+    times+=("$scenario ${secs}s$([ "$rc" -eq 0 ] || echo " FAILED")")
+    [ "$rc" -eq 0 ] || failed+=("$scenario")
+  done < <(cat "$WORK/chain-lab" "$WORK/chain-swarm")
+  printf '\n=== molecule scenario times (lab-cluster chain beside the Swarm-lab chain): %s\n' "$(IFS=,; echo "${times[*]}")"
+  if [ "$(cat "$WORK/chain-lab" "$WORK/chain-swarm" | wc -l)" -ne $(( ${#lab[@]} + ${#swarm[@]} )) ]; then
+    echo "=== a molecule chain ended before all its scenarios ran" >&2
+    return 1
+  fi
   if [ ${#failed[@]} -ne 0 ]; then
     printf '=== molecule scenarios that failed: %s\n' "${failed[*]}" >&2
     return 1

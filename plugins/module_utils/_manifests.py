@@ -65,6 +65,33 @@ class Plan:
         return bool(self.write or self.remove or self.index is not None)
 
 
+def read_index(dest, name=INDEX):
+    """(text, {file name: entry}) of the index file ``name`` in ``dest``; (None, {}) when there is none."""
+    text = _read(os.path.join(dest, name))
+    entries = {}
+    if text:
+        try:
+            entries = (json.loads(text) or {}).get("files") or {}
+        except ValueError:
+            entries = {}
+    return text, entries
+
+
+def sort_stale(result, old, produced, skip):
+    """Files an earlier run wrote (``old``, the index's entries) that this run does not produce: those with the
+    recorded content go to ``result.remove``, those edited since to ``result.kept``; ``skip(name)`` leaves one out."""
+    for name, entry in sorted(old.items()):
+        if name in produced or skip(name):
+            continue
+        before = _read(os.path.join(result.dest, name))
+        if before is None:
+            continue
+        if _sha(before) == (entry or {}).get("sha256"):
+            result.remove[name] = before
+        else:
+            result.kept.append(name)
+
+
 def plan(dest, files):
     """Compare the rendered ``files`` ({name: {"text", "kind", "name", "services"}}) with ``dest``."""
     if os.path.exists(dest) and not os.path.isdir(dest):
@@ -72,29 +99,14 @@ def plan(dest, files):
                          key="dest", fix="give a directory")
     result = Plan(dest)
     result.files = files
-    old_index_text = _read(os.path.join(dest, INDEX))
-    old = {}
-    if old_index_text:
-        try:
-            old = (json.loads(old_index_text) or {}).get("files") or {}
-        except ValueError:
-            old = {}
+    old_index_text, old = read_index(dest)
     for name, meta in sorted(files.items()):
         before = _read(os.path.join(dest, name))
         if before != meta["text"]:
             result.write[name] = (before, meta["text"], meta["kind"])
             if before is not None and name not in old:
                 result.foreign.append(name)
-    for name, entry in sorted(old.items()):
-        if name in files or "/" in name or name.startswith("."):
-            continue
-        before = _read(os.path.join(dest, name))
-        if before is None:
-            continue
-        if _sha(before) == (entry or {}).get("sha256"):
-            result.remove[name] = before
-        else:
-            result.kept.append(name)
+    sort_stale(result, old, files, lambda name: "/" in name or name.startswith("."))
     new_index = index_text(files)
     if new_index != old_index_text:
         result.index = new_index
@@ -132,33 +144,56 @@ def _write(directory, name, text, kind):
     return path
 
 
-def apply(result):
-    """Write the plan. Everything is staged beside dest first; nothing in dest changes before staging is complete."""
+def _prune_empty(dest, name):
+    """Remove the directories of a removed file that are empty now, up to (not including) dest."""
+    parent = os.path.dirname(name)
+    while parent:
+        try:
+            os.rmdir(os.path.join(dest, parent))
+        except OSError:
+            return
+        parent = os.path.dirname(parent)
+
+
+def apply(result, index=INDEX, label="compose-convert"):
+    """Write the plan. Everything is staged beside dest first; nothing in dest changes before staging is complete.
+
+    File names may hold directories (``a/b.yaml``, gitops_export's tree): they are created as needed, and those a
+    removed file leaves empty are removed. ``index``: the index file's name; ``label``: in the staging directory's name.
+    """
     dest = os.path.abspath(result.dest)
     parent = os.path.dirname(dest)
     try:
         os.makedirs(parent, exist_ok=True)
-        stage = tempfile.mkdtemp(prefix=".%s.compose-convert-" % os.path.basename(dest), dir=parent)
+        stage = tempfile.mkdtemp(prefix=".%s.%s-" % (os.path.basename(dest), label), dir=parent)
     except OSError as exc:
         raise PlatformError("cannot create a staging directory beside %s: %s" % (dest, exc.strerror), object=dest) from None
     try:
-        for name, (_before, after, kind) in result.write.items():
+        for name, (_before, after, kind) in sorted(result.write.items()):
+            if os.path.dirname(name):
+                os.makedirs(os.path.join(stage, os.path.dirname(name)), exist_ok=True)
             _write(stage, name, after, kind)
         if result.index is not None:
-            _write(stage, INDEX, result.index, "index")
+            _write(stage, index, result.index, "index")
         if not os.path.exists(dest):
+            for here, dirs, _names in os.walk(stage):
+                for sub in dirs:
+                    os.chmod(os.path.join(here, sub), 0o755)
             os.chmod(stage, 0o755)
             os.rename(stage, dest)
             return
         for name in sorted(result.write):
+            if os.path.dirname(name):
+                os.makedirs(os.path.join(dest, os.path.dirname(name)), exist_ok=True)
             os.replace(os.path.join(stage, name), os.path.join(dest, name))
         for name in sorted(result.remove):
             try:
                 os.unlink(os.path.join(dest, name))
             except FileNotFoundError:
                 pass
+            _prune_empty(dest, name)
         if result.index is not None:
-            os.replace(os.path.join(stage, INDEX), os.path.join(dest, INDEX))
+            os.replace(os.path.join(stage, index), os.path.join(dest, index))
     except OSError as exc:
         raise PlatformError("writing the manifests to %s failed: %s" % (dest, exc), object=dest) from None
     finally:

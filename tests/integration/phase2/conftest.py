@@ -35,7 +35,8 @@ def phase2(lab_kubeconfig, lab_swarm, tmp_path_factory):  # noqa: F811  pylint: 
     report_dir = report_dir_for(tmp_path_factory, "phase2-first")
     # from the start: no namespace of an earlier run, the front door in front of Swarm only
     kubectl(lab_kubeconfig, "delete", "namespace", "sophia", "--ignore-not-found", "--wait=true", "--timeout=180s")
-    playbook("lab.yml")  # the Swarm with the sample stack, and the front door in front of it
+    # the Swarm with the sample stack, and the front door in front of it (of Swarm only, whatever ran before)
+    playbook("lab.yml", "-e", "lab_front_door_reset=true")
     first = playbook("phase2.yml", "-e", f"phase2_report_dir={report_dir}")
     report = json.loads((report_dir / "phase2.json").read_text())
     second = playbook("phase2.yml", "-e", f"phase2_report_dir={report_dir_for(tmp_path_factory, 'phase2-second')}")
@@ -44,7 +45,7 @@ def phase2(lab_kubeconfig, lab_swarm, tmp_path_factory):  # noqa: F811  pylint: 
     # the services phase 3 cut over, traffic_switch for phase 2's), then the front door without the K3s servers
     # (lab.yml) and the namespace gone.
     playbook("rollback.yml", "-e", "rollback_services=all")
-    playbook("lab.yml")  # the front door back to Swarm only
+    playbook("lab.yml", "-e", "lab_front_door_reset=true")  # the front door back to Swarm only
     # not waited for: no later package uses the namespace, and the next session's phase 2 waits for it to go first
     kubectl(lab_kubeconfig, "delete", "namespace", "sophia", "--wait=false")
     # the Swarm and its stack stay for the session's other packages (fixture lab_swarm leaves it at the end)

@@ -102,6 +102,45 @@ def test_second_run_of_phase3_changes_nothing(phase3):
         assert stats["changed"] == 0 and stats["failures"] == 0, (host, stats)
 
 
+def test_the_migration_report_measures_phases_2_and_3(phase2, phase3, lab_kubeconfig, tmp_path):
+    """playbooks/report.yml after phases 2 and 3 (phase 1 not run in this package): every figure is the phases'
+    measurements, every service's place is the front door's, the GPU allocation the cluster's."""
+    dirs = {"phase1": str(tmp_path / "no-phase1"), "phase2": str(phase2[3]), "phase3": str(phase3.report_dir)}
+    out = playbook("report.yml", "-e", json.dumps({"report_dir": str(tmp_path / "migration"),
+                                                   "report_phase_dirs": dirs}))
+    report = json.loads((tmp_path / "migration" / "migration.json").read_text())
+    p2 = json.loads((phase2[3] / "phase2.json").read_text())
+    p3 = phase3.report
+    requests = p2["traffic"]["overall"]["requests"] + p3["traffic"]["overall"]["requests"]
+    failed = p2["traffic"]["overall"]["failed"] + p3["traffic"]["overall"]["failed"]
+    assert report["requests"] == requests and report["failed_requests"] == failed and requests > 0
+    assert report["availability"] == pytest.approx((requests - failed) / requests, abs=1e-6)
+    assert report["deploy_seconds"]["phase1"] is None
+    assert report["deploy_seconds"]["total"] == pytest.approx(float(p2["seconds"]) + float(p3["seconds"]), abs=0.05)
+    # the GPU services of phases 2 and 3 hold GPUs of the lab cluster's nodes
+    assert 0 < report["gpu_allocation_ratio"] <= 1
+    assert sum(n["requested"] for n in report["gpu_nodes"]) / sum(n["allocatable"] for n in report["gpu_nodes"]) \
+        == pytest.approx(report["gpu_allocation_ratio"], abs=1e-4)
+    services = {s["name"]: s for s in report["services"]}
+    assert len(services) == 28
+    for name in PHASE3_SERVICES:
+        assert (services[name]["serving"], services[name]["runs_on"], services[name]["moved_in"]) == \
+            ("k3s", "both", "phase3"), services[name]
+    for name in p2["moved_to_k3s"]:
+        assert (services[name]["serving"], services[name]["moved_in"]) == ("k3s", "phase2"), services[name]
+    still = set(services) - set(PHASE3_SERVICES) - set(p2["moved_to_k3s"])
+    assert still and all(services[name]["serving"] == "swarm" for name in still)
+    assert all(s["health"] == "healthy" for s in services.values())
+    assert report["state"] == "in_progress"
+    assert report["summary"]["serving_from_k3s"] == len(PHASE3_SERVICES) + len(p2["moved_to_k3s"])
+    prom = (tmp_path / "migration" / "migration.prom").read_text()
+    assert "sophia_migration_availability_ratio %r\n" % report["availability"] in prom
+    debug = [t["hosts"]["lab-swarm"].get("msg") for play in out["plays"] for t in play["tasks"]
+             if t["task"]["name"] == "The JSON report's path (last line)"]
+    assert debug == ["REPORT=%s" % (tmp_path / "migration" / "migration.json")]
+    assert out["stats"]["lab-swarm"]["changed"] == 0
+
+
 def test_retire_swarm_refuses_while_the_windows_are_open(phase3):
     rc, out = playbook("retire_swarm.yml", check=False)
     assert rc != 0

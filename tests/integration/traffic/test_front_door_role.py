@@ -184,6 +184,24 @@ def test_the_production_configuration_passes_haproxy_check(repo, tmp_path):
         assert line in text
 
 
+def test_booleans_given_as_strings_turn_the_hold_and_redispatch_off(repo, tmp_path):
+    """An AWX survey (awx/controller.json) or ``-e`` passes booleans as the strings "true"/"false"; argument
+    validation does not convert role variables in place, so the template must read them with ``| bool``."""
+    role_dir = repo / "roles" / "front_door"
+    dest = tmp_path / "haproxy.cfg"
+    play = {"name": "Survey booleans", "hosts": "localhost", "gather_facts": False,
+            "vars_files": [str(role_dir / "defaults" / "main.yml")],
+            "vars": {"front_door_services": [service("mcp-gong", 19005, 9005, 30905)]},
+            "tasks": [{"name": "Render", "vars": {"front_door_hold": "false", "front_door_redispatch": "false"},
+                       "ansible.builtin.template": {"src": str(role_dir / "templates" / "haproxy.cfg.j2"),
+                                                    "dest": str(dest), "mode": "0600"}}]}
+    rc, out = run_playbook(tmp_path, [play])
+    assert rc == 0, out["stderr"][-3000:] + str(task_results(out, "Render"))
+    text = dest.read_text()
+    assert "lua-load" not in text and "lua.sophia_hold" not in text and "redispatch" not in text
+    assert "server swarm 127.0.0.1:9005 weight 100 check" in text
+
+
 def held_call(port, out):
     """One MCP call on a new connection; ``out`` gets (status, X-Sophia-Backend, X-Sophia-Held-Ms)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
