@@ -36,7 +36,7 @@ import re
 from collections import Counter
 
 from ansible_collections.sophia_ai.platform.plugins.module_utils import _deploy_plan as dp
-from ansible_collections.sophia_ai.platform.plugins.module_utils._convert import dump_yaml
+from ansible_collections.sophia_ai.platform.plugins.module_utils._convert import dump_yaml, file_name
 from ansible_collections.sophia_ai.platform.plugins.module_utils._errors import InputError, PlatformError
 from ansible_collections.sophia_ai.platform.plugins.module_utils._manifests import _read, _sha, apply, diffs, read_index, sort_stale
 
@@ -114,7 +114,7 @@ def split_image(image):
 
 
 def _file_name(obj):
-    return "%s-%s.yaml" % (obj["kind"].lower(), obj["metadata"]["name"])
+    return file_name(obj["kind"], obj["metadata"]["name"])
 
 
 def classify(manifests, opts):

@@ -17,33 +17,21 @@ from __future__ import annotations
 import math
 
 from ansible_collections.sophia_ai.platform.plugins.module_utils._haproxy import (
-    list_backends, parse_servers_state, parse_stat, servers_from,
+    list_backends, parse_servers_state, parse_stat, servers_from, side_of,
 )
+from ansible_collections.sophia_ai.platform.plugins.module_utils._phase_report import _short
 
 PHASES = ("phase1", "phase2", "phase3")
-SIDES = ("swarm", "k3s")
 # The migration plan's targets (the report shows each figure beside its target).
 TARGETS = {"availability": 0.999, "deploy_seconds": 600.0, "gpu_allocation_ratio": 0.85}
 
 
-def _side(server_name):
-    """``swarm``, ``k3s`` or None for a front door server name (``swarm``, ``k3s``, ``swarm-2``, ``k3s-green``)."""
-    for side in SIDES:
-        if server_name == side or server_name.startswith(side + "-") or server_name.startswith(side + "_"):
-            return side
-    return None
-
-
-def _short(name, stack):
-    return name[len(stack) + 1:] if stack and name.startswith(stack + "_") else name
-
-
 def front_door_from(servers_state, stat):
-    """``{service: [{"name", "weight", "status"}]}`` from the front door's replies to ``show servers state`` and
+    """``{service: [{"name", "side", "weight", "status"}]}`` from the front door's replies to ``show servers state`` and
     ``show stat`` (every backend is a service; a server is UP when it passes its health check)."""
     state_rows = parse_servers_state(servers_state)
     stat_rows = parse_stat(stat)
-    return {backend: [{"name": s["name"], "weight": s["effective_weight"],
+    return {backend: [{"name": s["name"], "side": s["side"], "weight": s["effective_weight"],
                        "status": "UP" if s["healthy"] else (s["status"] or "DOWN")}
                       for s in servers_from(backend, state_rows, stat_rows)]
             for backend in list_backends(stat_rows)}
@@ -86,7 +74,7 @@ def _location(servers):
     sides with weight), and its health (every side with weight is up: healthy; some: degraded; none: down)."""
     up, weighted, weighted_up = set(), set(), set()
     for server in servers or []:
-        side = _side(server.get("name") or "")
+        side = server.get("side") or side_of(server.get("name") or "")
         if not side:
             continue
         is_up = (server.get("status") or "").upper().startswith("UP")

@@ -180,7 +180,6 @@ msg:
 
 import json
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -189,6 +188,7 @@ from ansible_collections.sophia_ai.platform.plugins.module_utils._haproxy import
 from ansible_collections.sophia_ai.platform.plugins.module_utils._migration_report import (
     PHASES, build, front_door_from, markdown, prometheus,
 )
+from ansible_collections.sophia_ai.platform.plugins.module_utils._swarm_audit import _atomic_write
 
 FILES = (("json", "migration.json"), ("markdown", "migration.md"), ("prometheus", "migration.prom"))
 
@@ -227,18 +227,15 @@ def read_front_door(socket_path):
     return front_door_from(api.command("show servers state"), api.command("show stat"))
 
 
-def write(module, path, content):
+def write(path, content):
+    """Replace ``path`` atomically with ``content``; False when it already holds exactly that."""
     try:
         with open(path, encoding="utf-8") as handle:
             if handle.read() == content:
                 return False
     except OSError:
         pass
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".migration-")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(content)
-    os.chmod(tmp, 0o644)
-    module.atomic_move(tmp, path)
+    _atomic_write(path, content)
     return True
 
 
@@ -266,7 +263,7 @@ def main():
             os.makedirs(dest, mode=0o755)
             changed = True
         for kind, dummy in FILES:
-            changed = write(module, paths[kind], contents[kind]) or changed
+            changed = write(paths[kind], contents[kind]) or changed
     total = report["deploy_seconds"]["total"]
     module.exit_json(changed=changed, report=report, paths=paths, msg=(
         "%s: availability %s (%d of %d requests failed), deployment %s s, GPU allocation %s" % (
