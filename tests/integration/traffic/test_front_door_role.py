@@ -230,12 +230,24 @@ def test_the_hold_pauses_new_requests_and_sends_them_where_the_weights_say_on_re
     def served():
         return {name: int(front_door.status("mcp-gong", name)["stot"]) for name in ("swarm", "k3s")}
 
+    # When the hold begins: the moment HAProxy has taken the map entry (the reply to `add map`), not when hold()
+    # returns - it also waits for the requests already at a server to finish, and by then all 8 workers can be
+    # waiting in held requests, leaving none to start later in the window checked below.
+    added = []
+    run_command = front_door.api.run
+
+    def run_and_note(line):
+        run_command(line)
+        if line.startswith("add map"):
+            added.append(time.monotonic())
+
+    front_door.api.run = run_and_note
     single = []
     try:
         with Load(ports["gong"], rate=50, workers=8) as load:
             time.sleep(1.0)
             held = _haproxy.hold(front_door.api, "mcp-gong", hold_map, drain_timeout=5)
-            held_at = time.monotonic()
+            held_at = added[0]
             before = served()
             probe = threading.Thread(target=held_call, args=(ports["gong"], single))
             probe.start()
@@ -248,6 +260,7 @@ def test_the_hold_pauses_new_requests_and_sends_them_where_the_weights_say_on_re
             probe.join(10)
             time.sleep(1.0)
     finally:
+        front_door.api.run = run_command
         _haproxy.release(front_door.api, "mcp-gong", hold_map)
         front_door.reset("mcp-gong", {"swarm": 100, "k3s": 0})
     assert held["changed"] is True and held["drain"]["complete"] is True, held
