@@ -162,6 +162,8 @@ def servers_from(backend, state_rows, stat_rows):
             "op_state": OP_STATES.get(row["srv_op_state"], str(row["srv_op_state"])),
             "status": stat.get("status", ""),
             "sessions": int(stat.get("scur") or 0) + int(stat.get("qcur") or 0),
+            # seconds since its last UP/DOWN change (show stat's lastchg); None when HAProxy gives none
+            "last_change_s": int(stat["lastchg"]) if str(stat.get("lastchg", "")).isdigit() else None,
             "check": {
                 "enabled": check_enabled,
                 "passed": row["srv_check_status"] in CHECK_STATUS_PASSED,

@@ -53,6 +53,8 @@ def build(before, after, outcomes=None, traffic=None, meta=None):
             "changed": bool(outcome.get("changed")),
             "changes": sorted({c["path"].split(".", 1)[0] for c in outcome.get("changes") or []}),
             "rollout_s": outcome.get("seconds"),
+            # seconds the front door held the service's requests while its only task(s) were replaced
+            "held_s": outcome.get("held_s") or 0,
             "detail": outcome.get("detail"),
             "traffic": None if not seen else {
                 "requests": seen.get("requests"), "failed": seen.get("failed"),
@@ -72,6 +74,8 @@ def build(before, after, outcomes=None, traffic=None, meta=None):
                    if s["outcome"] in ("rolled_back", "paused", "timeout", "error")],
         "findings_before": _counts(before),
         "findings_after": _counts(after),
+        "held": {"services": sorted(s["name"] for s in services if s["held_s"]),
+                 "seconds": round(sum(s["held_s"] for s in services), 3)},
         "traffic": None if not traffic else {
             "requests": overall.get("requests"), "failed": overall.get("failed"),
             "availability": overall.get("availability"), "p99_ms": (overall.get("latency_ms") or {}).get("p99"),
@@ -97,6 +101,10 @@ def markdown(report):
                  f"rollback on failure, GPU pinning): {report['stabilised']}")
     lines.append(f"- Changed: {len(report['changed'])}; failed: {len(report['failed'])}"
                  + "".join(f"\n  - {f['service']}: {f['outcome']} ({f['detail']})" for f in report["failed"]))
+    held = report.get("held") or {}
+    if held.get("services"):
+        lines.append(f"- Held at the front door while their only task was replaced: {len(held['services'])} "
+                     f"service(s), {held['seconds']} s in all (their requests waited instead of failing)")
     traffic = report.get("traffic")
     if traffic:
         lines.append(f"- Traffic through the front door: {traffic['requests']} requests, {traffic['failed']} failed, "
@@ -108,13 +116,13 @@ def markdown(report):
     for check in sorted(set(report["findings_before"]) | set(report["findings_after"])):
         lines.append(f"| {check} | {report['findings_before'].get(check, 0)} | {report['findings_after'].get(check, 0)} |")
     lines += ["", "## Services", "",
-              "| service | class | replicas | outcome | changed | requests | failed | availability | p99 ms |"
-              " findings after |", "|---|---|---|---|---|---:|---:|---:|---:|---|"]
+              "| service | class | replicas | outcome | changed | held s | requests | failed | availability | p99 ms |"
+              " findings after |", "|---|---|---|---|---|---:|---:|---:|---:|---:|---|"]
     for svc in report["services"]:
         t = svc["traffic"] or {}
         lines.append(f"| {svc['name']} | {svc['class'] or '-'} | {svc['replicas']['running']}/"
                      f"{svc['replicas']['desired']} | {svc['outcome']} | {', '.join(svc['changes']) or '-'} | "
-                     f"{t.get('requests', '-')} | {t.get('failed', '-')} | {_pct(t.get('availability'))} | "
+                     f"{svc.get('held_s') or '-'} | {t.get('requests', '-')} | {t.get('failed', '-')} | {_pct(t.get('availability'))} | "
                      f"{t.get('p99_ms', '-')} | {', '.join(svc['findings_after']) or '-'} |")
     return "\n".join(lines) + "\n"
 

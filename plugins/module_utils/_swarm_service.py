@@ -504,12 +504,14 @@ def update_service(client, service, new_spec):
 
 
 def wait_rollout(client, name, timeout, previous_update=None, expect_update=True, poll=1.0, clock=time.monotonic,
-                 sleep=time.sleep):
+                 sleep=time.sleep, on_poll=None):
     """Poll until the service's update converges, rolls back or pauses, or ``timeout`` seconds pass.
 
     ``previous_update`` is the service's ``UpdateStatus`` before the change: an update counts as started once the
     engine shows another one (the old status may say ``completed`` already). A change that restarts no task
     (``expect_update`` false: update or rollback config, labels) only waits for the tasks to run.
+    ``on_poll(tasks, done)`` is called on every round (``done``: the rollout is over); a number it returns is the
+    next round's interval (the front door's hold polls faster while it holds).
     Returns {state, detail, seconds}; ``state`` ``timeout`` when the deadline passed first.
     """
     start = clock()
@@ -522,11 +524,13 @@ def wait_rollout(client, name, timeout, previous_update=None, expect_update=True
         update = service.get("UpdateStatus") or {}
         started = not expect_update or (update.get("StartedAt") and update.get("StartedAt") != previous)
         elapsed = clock() - start
-        if started and state in ("rolled_back", "paused", "converged"):
+        done = bool(started) and state in ("rolled_back", "paused", "converged")
+        interval = on_poll(tasks, done) if on_poll else None
+        if done:
             return {"state": state, "detail": detail, "seconds": round(elapsed, 1)}
         if elapsed > timeout:
             if not started:
                 detail = f"the engine never started the update ({detail})"
             return {"state": "timeout", "detail": f"not converged after {timeout}s: {detail}",
                     "seconds": round(elapsed, 1)}
-        sleep(poll)
+        sleep(interval or poll)

@@ -207,6 +207,41 @@ options:
         the GPU nodes have room.
     type: int
     default: 2
+  front_door:
+    description:
+      - The front door (role M(sophia_ai.platform.front_door)) in front of the service. When the update would leave
+        the service with no running task - a stop-first update that replaces every task at once, as for the one
+        task of a single-replica service with a host-mode port - the front door holds the service's new requests
+        (the role's Lua hold, as M(sophia_ai.platform.bluegreen_cutover) does for a stateful move) from just
+        before the update is sent until a task the update started is up and the front
+        door has seen the service's server come back; then the held requests go on. Requests wait a few seconds
+        instead of failing.
+      - Nothing is held in check mode, when nothing changes, when the change restarts no task (update or
+        rollback config, labels), with O(wait=false), for start-first updates, or while other tasks keep running.
+      - Runs where the runtime API is reachable (a unix socket on this host, or C(tcp://HOST:PORT)).
+    type: dict
+    suboptions:
+      socket:
+        description: HAProxy's runtime API (the role's C(front_door_socket)).
+        type: str
+        required: true
+      hold_map:
+        description: The hold map (the role's C(front_door_hold_map)).
+        type: str
+        default: /etc/haproxy/sophia-held.map
+      backend:
+        description: The service's backend at the front door (default its name without the stack prefix).
+        type: str
+      hold_timeout:
+        description:
+          - Seconds after which the hold ends whatever happened (the role's C(front_door_hold_max_ms) ends it
+            inside HAProxy anyway; keep this below it).
+        type: float
+        default: 25
+      drain_timeout:
+        description: Seconds to wait, once the hold is in place, for requests already at the service to end.
+        type: float
+        default: 5
 requirements:
   - docker (Python SDK) >= 7.0 on the host that talks to the engine
 seealso:
@@ -238,6 +273,17 @@ EXAMPLES = r"""
     fail_on_rollback: false
   register: pinned
 
+- name: Fill what a single-replica service lacks; the front door holds its requests while its one task is replaced
+  sophia_ai.platform.swarm_service_update:
+    name: sophia_mcp-gong
+    healthcheck: {test: [CMD, mcp-healthcheck], interval: 10s, start_period: 20s}
+    update_config: {order: stop-first, failure_action: rollback}
+    only_missing: true
+    front_door:
+      socket: /run/haproxy/admin.sock
+      hold_map: /etc/haproxy/sophia-held.map
+  register: gong
+
 - name: What would change (nothing is sent)
   sophia_ai.platform.swarm_service_update:
     name: sophia_mcp-slack
@@ -266,6 +312,17 @@ rollout:
   returned: always
   type: dict
   sample: {state: converged, detail: "1 task(s) running", seconds: 17.4, retries: 0}
+hold:
+  description:
+    - With O(front_door) - whether the front door held the service's requests during the update, for how long
+      (C(seconds), from the hold to its release) and why it ended (C(released) - V(back) the new task runs and its
+      front door server came back, V(rollout_done), V(timeout), V(finished) or V(error)); C(rounds) has one entry
+      per update sent, with the drain of the requests that were at the service when the hold began.
+  returned: when O(front_door) is given
+  type: dict
+  sample: {held: true, backend: mcp-gong, seconds: 7.412, released: back,
+           rounds: [{drain: {servers: [swarm], complete: true, sessions_left: {}, waited_s: 0.0}, released: back,
+                     seconds: 7.412}]}
 rejections:
   description: The constraint-enforcer rejections that made the module send the update again (O(rejection_retries)).
   returned: when an update was sent again
@@ -277,6 +334,7 @@ rejections:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.sophia_ai.platform.plugins.module_utils import _haproxy, _swarm_hold
 from ansible_collections.sophia_ai.platform.plugins.module_utils import _swarm_service as svc
 from ansible_collections.sophia_ai.platform.plugins.module_utils._docker_client import DOCKER_CONNECTION_SPEC
 from ansible_collections.sophia_ai.platform.plugins.module_utils._errors import PlatformError
@@ -310,7 +368,23 @@ def argument_spec():
         "wait_timeout": {"type": "int", "default": 300},
         "fail_on_rollback": {"type": "bool", "default": True},
         "rejection_retries": {"type": "int", "default": 2},
+        "front_door": {"type": "dict", "options": {
+            "socket": {"type": "str", "required": True},
+            "hold_map": {"type": "str", "default": "/etc/haproxy/sophia-held.map"},
+            "backend": {"type": "str"},
+            "hold_timeout": {"type": "float", "default": 25.0},
+            "drain_timeout": {"type": "float", "default": 5.0}}},
     }
+
+
+def front_door_hold(params, service, new_spec, tasks):
+    """A FrontDoorHold when ``front_door`` is given and the update would leave the service without a task."""
+    front = params.get("front_door")
+    if not front or not _swarm_hold.gap_expected(new_spec, tasks):
+        return None
+    return _swarm_hold.FrontDoorHold(_haproxy.RuntimeApi(front["socket"]),
+                                     front.get("backend") or _swarm_hold.backend_of(service), front["hold_map"],
+                                     timeout=front["hold_timeout"], drain_timeout=front["drain_timeout"])
 
 
 def run(module):
@@ -323,6 +397,8 @@ def run(module):
               "service": {"name": service["Spec"]["Name"], "id": service["ID"],
                           "version_before": service["Version"]["Index"]},
               "rollout": {"state": "none", "detail": "nothing to change", "seconds": 0}}
+    if params.get("front_door"):
+        result["hold"] = {"held": False, "backend": None, "seconds": 0, "released": None, "rounds": []}
     if module._diff and changes:
         before, after = svc.diff_text(changes)
         result["diff"] = {"before": before, "after": after, "before_header": service["Spec"]["Name"],
@@ -332,29 +408,47 @@ def run(module):
             result["rollout"] = {"state": "none", "detail": "check mode: nothing sent", "seconds": 0}
         return result
     restarts = new_spec.get("TaskTemplate") != service["Spec"].get("TaskTemplate")
+    tasks = svc.service_tasks(client, service) if (params.get("front_door") and restarts) else []
+    holder = front_door_hold(params, service, new_spec, tasks) if (restarts and params["wait"]) else None
     retries = 0
-    while True:
-        svc.update_service(client, service, new_spec)
-        if not params["wait"]:
-            result["rollout"] = {"state": "not_waited", "detail": "wait is false", "seconds": 0}
-            break
-        rollout = svc.wait_rollout(client, params["name"], params["wait_timeout"],
-                                   previous_update=service.get("UpdateStatus"), expect_update=restarts)
-        if rollout["state"] not in ("rolled_back", "paused") or retries >= params["rejection_retries"]:
-            break
-        service = svc.get_service(client, params["name"])
-        if not svc.rejected_by_enforcer(svc.service_tasks(client, service)):
-            break
-        # Rolled back: the service is on its old spec again, so the same change is planned and sent again.
-        # Paused: the service already has the new spec; raising ForceUpdate makes the engine replace the tasks.
-        retries += 1
-        result.setdefault("rejections", []).append(rollout["detail"])
-        if rollout["state"] == "paused":
-            new_spec = svc.force_again(service["Spec"])
-        else:
-            new_spec, again = svc.plan_update(service["Spec"], wanted, params["only_missing"], params["enforce"])
-            if not again:
+    try:
+        while True:
+            if holder:
+                holder.begin(tasks)
+            svc.update_service(client, service, new_spec)
+            if not params["wait"]:
+                result["rollout"] = {"state": "not_waited", "detail": "wait is false", "seconds": 0}
                 break
+            rollout = svc.wait_rollout(client, params["name"], params["wait_timeout"],
+                                       previous_update=service.get("UpdateStatus"), expect_update=restarts,
+                                       on_poll=holder.poll if holder else None)
+            if holder:
+                holder.settle(lambda: svc.service_tasks(client, svc.get_service(client, params["name"])))
+            if rollout["state"] not in ("rolled_back", "paused") or retries >= params["rejection_retries"]:
+                break
+            service = svc.get_service(client, params["name"])
+            tasks = svc.service_tasks(client, service)
+            if not svc.rejected_by_enforcer(tasks):
+                break
+            # Rolled back: the service is on its old spec again, so the same change is planned and sent again.
+            # Paused: the service already has the new spec; raising ForceUpdate makes the engine replace the tasks.
+            retries += 1
+            result.setdefault("rejections", []).append(rollout["detail"])
+            if rollout["state"] == "paused":
+                new_spec = svc.force_again(service["Spec"])
+            else:
+                new_spec, again = svc.plan_update(service["Spec"], wanted, params["only_missing"],
+                                                  params["enforce"])
+                if not again:
+                    break
+    except BaseException:
+        if holder:
+            holder.end("error")
+        raise
+    if holder:
+        holder.end()
+    if holder:
+        result["hold"] = holder.report()
     if params["wait"]:
         result["rollout"] = dict(rollout, retries=retries)
     result["service"]["version_after"] = svc.get_service(client, params["name"])["Version"]["Index"]

@@ -167,10 +167,18 @@ def test_phase1_stabilises_with_no_failed_request_on_a_multi_replica_service(lab
         assert web["traffic"]["requests"] >= 100
         # While one of its tasks is replaced, the front door sends the service's requests to the others (health
         # checks; a failed connection marks the server down at once and is retried on another): none may fail.
-        # A request fails when refused, reset, answered with an error or slower than phase 1's 10 s timeout.
+        # A request fails when refused, reset, answered with an error or slower than phase 1's timeout (40 s).
         lost = failed_requests(tmp_path / "report" / "traffic.jsonl", "web")
         assert lost == [], (rollout_window(lab.docker_host, f"{small_stack}_web"), lost)
         assert report["traffic"]["multi_replica_failed"] == 0
+        # api and gpu have one task each, replaced stop-first (host-mode ports): the front door held their requests
+        # while no task ran, so none failed either; web kept tasks running and was not held.
+        assert report["held"]["services"] == sorted(f"{small_stack}_{s}" for s in ("api", "gpu")), report["held"]
+        for single in ("api", "gpu"):
+            lost = failed_requests(tmp_path / "report" / "traffic.jsonl", single)
+            assert lost == [], (single, rollout_window(lab.docker_host, f"{small_stack}_{single}"), lost)
+            assert 0 < next(s for s in report["services"] if s["name"].endswith(single))["held_s"] < 25
+        assert report["traffic"]["failed"] == 0
         assert (tmp_path / "report" / "phase1.md").read_text().startswith(f"# Phase 1 report: {small_stack}")
         assert (tmp_path / "report" / "swarm-audit-before.json").exists()
         # A second run changes no service.

@@ -156,11 +156,12 @@ def test_inventory_variables_cover_hosts_groups_and_the_plugin():
 def test_survey_of_phase1_on_the_real_specs():
     spec = _awx.survey_spec(str(REPO), "playbooks/phase1.yml", "phase1_")["spec"]
     names = [q["variable"] for q in spec]
-    assert names[:6] == ["phase1_docker_host", "phase1_front_door", "phase1_front_door_reset", "phase1_traffic",
-                         "phase1_traffic_rate", "phase1_traffic_timeout"]
+    assert names[:7] == ["phase1_docker_host", "phase1_front_door", "phase1_front_door_reset",
+                         "phase1_front_door_hold", "phase1_traffic", "phase1_traffic_rate", "phase1_traffic_timeout"]
     # wired by the playbook, set by an inventory, derived, structured: not asked
     for absent in ("swarm_stabilize_docker_host", "swarm_stabilize_stack", "front_door_socket", "front_door_hold_map",
-                   "front_door_services", "swarm_stabilize_services", "phase1_front_door_servers", "phase1_stack"):
+                   "front_door_services", "swarm_stabilize_services", "phase1_front_door_servers", "phase1_stack",
+                   "swarm_stabilize_front_door_socket", "swarm_stabilize_front_door_hold_map"):
         assert absent not in names
     options = _awx.role_options(str(REPO), "swarm_stabilize")
     wait = next(q for q in spec if q["variable"] == "swarm_stabilize_wait_timeout")

@@ -26,7 +26,8 @@ OUTCOMES = [
     {"service": "sophia_mcp-gong", "class": "critical", "changed": True, "state": "converged", "seconds": 12.5,
      "changes": [{"path": "update_config.failure_action"}, {"path": "update_config.monitor"}]},
     {"service": "sophia_mcp-asana", "class": "non_critical", "changed": True, "state": "rolled_back",
-     "detail": "rollback completed; last failed task: unhealthy", "changes": [{"path": "healthcheck.test"}]},
+     "detail": "rollback completed; last failed task: unhealthy", "changes": [{"path": "healthcheck.test"}],
+     "held_s": 6.25},
     {"service": "sophia_worker", "skipped": True},
 ]
 TRAFFIC = {"duration_s": 60.0, "schedule": {"kept": True},
@@ -52,6 +53,9 @@ def test_the_report_joins_audits_outcomes_and_traffic():
     worker = next(s for s in report["services"] if s["name"] == "sophia_worker")
     assert worker["outcome"] == "skipped" and worker["traffic"] is None
     assert report["traffic"]["multi_replica_services"] == ["sophia_mcp-gong"]
+    # the single-replica service was held at the front door while its task was replaced; the others were not
+    assert report["held"] == {"services": ["sophia_mcp-asana"], "seconds": 6.25}
+    assert gong["held_s"] == 0 and worker["held_s"] == 0
     assert report["traffic"]["multi_replica_failed"] == 0 and report["traffic"]["failed"] == 3
 
 
@@ -68,7 +72,9 @@ def test_markdown_has_the_summary_the_findings_and_a_row_per_service():
     assert text.startswith("# Phase 1 report: sophia\n")
     assert "240 requests, 3 failed, availability 98.750%" in text
     assert "| no_healthcheck | 1 | 0 |" in text and "| single_replica_critical | 0 | 1 |" in text
-    assert "| sophia_mcp-gong | critical | 2/2 | converged | update_config | 120 | 0 | 100.000% | 9.0 | - |" in text
+    assert "| sophia_mcp-gong | critical | 2/2 | converged | update_config | - | 120 | 0 | 100.000% | 9.0 | - |" in text
+    assert "| sophia_mcp-asana | non_critical | 1/1 | rolled_back | healthcheck | 6.25 | 120 | 3 |" in text
+    assert "Held at the front door while their only task was replaced: 1 service(s), 6.25 s in all" in text
     assert "sophia_mcp-asana: rolled_back" in text
 
 
