@@ -37,6 +37,31 @@ def front_door_from(servers_state, stat):
             for backend in list_backends(stat_rows)}
 
 
+def changed_copy_path(path):
+    """Where a phase keeps the report of its last run that changed something, beside ``phaseN.json``
+    (``phaseN.changed.json``; the phase playbooks write it when their run's ``run_changed`` is true)."""
+    return (path[:-len(".json")] if path.endswith(".json") else path) + ".changed.json"
+
+
+def pick_run(latest, last_change):
+    """The report a phase's migration figures come from.
+
+    ``latest``: the phase's report of its latest run; ``last_change``: its last run that changed something (or None).
+    A later run that changed nothing (``run_changed`` false: the rerun that makes sure nothing drifted) measured a
+    fleet already in place, not the migration; the figures are then the run that changed something, with the latest
+    run beside them (``latest_run``). Reports without ``run_changed`` (older phases) are taken as they are.
+    """
+    if not latest or str(latest.get("run_changed")).lower() != "false" or not last_change:
+        return latest
+    overall = _traffic_of("phase1" if str(latest.get("phase")) == "1" else "later", latest)[0]
+    picked = dict(last_change)
+    picked["latest_run"] = {"started": latest.get("started"), "finished": latest.get("finished"),
+                            "seconds": latest.get("seconds"), "run_changed": False,
+                            "requests": overall["requests"] if overall else None,
+                            "failed": overall["failed"] if overall else None}
+    return picked
+
+
 def _traffic_of(phase, report):
     """``(overall, {service: figures})`` of one phase report's recording, in one shape for every phase: requests,
     failed, availability, downtime_s (None where the report has no recording)."""
@@ -118,6 +143,8 @@ def build(phases, front_door=None, gpu=None, meta=None):
             "downtime_s": overall["downtime_s"] if overall else None,
             "p99_ms": overall["p99_ms"] if overall else None,
         }
+        if report and report.get("latest_run"):
+            figures[name]["latest_run"] = report["latest_run"]
         for service, seen in services.items():
             per_service.setdefault(service, {})[name] = seen
 
@@ -244,6 +271,15 @@ def markdown(report):
         lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
             name, "yes" if f["ran"] else "no", _num(f["seconds"]), _num(f["requests"], "%d"),
             _num(f["failed"], "%d"), _pct(f["availability"]), _num(f["downtime_s"], "%.2f"), _num(f["p99_ms"])))
+    for name in PHASES:
+        rerun = report["phases"][name].get("latest_run")
+        if rerun:
+            lines.append("")
+            lines.append("%s's figures are from its run that changed something (%s); its latest run (%s, %s s) changed "
+                         "nothing: %s requests, %s failed." % (
+                             name, report["phases"][name]["started"], rerun["started"],
+                             _num(None if rerun["seconds"] is None else float(rerun["seconds"])),
+                             _num(rerun["requests"], "%d"), _num(rerun["failed"], "%d")))
     if report["gpu_nodes"]:
         lines += ["", "## GPU allocation per node", "", "| node | ready | allocatable | requested | ratio |",
                   "|---|---|---:|---:|---:|"]

@@ -19,10 +19,11 @@ The hold ends when a task started by the update has its container up (Swarm's ``
 front door has seen one of the backend's servers come back: healthy by the front door's own checks (``rise`` HTTP
 checks in a row), its last status change after the update was sent - a server still marked up from before the update
 may be the one that just stopped. The front door would send it requests then anyway; Swarm's ``running`` waits for
-the container's health check as well, seconds later. Or, for a
-service whose servers never went down in the front door's eyes (no health check, a restart quicker than the front
-door's ``fall``), once the rollout is over and a server is healthy; or after ``timeout`` seconds whatever happens
-(below the role's ``front_door_hold_max_ms``, after which HAProxy lets held requests go by itself).
+the container's health check as well, seconds later. A server that never went down in the front door's eyes (the
+new task listened before ``fall`` checks failed) counts once it has stayed healthy for ``STAYED_UP_S`` after the new
+task came up: the old task is gone by then (stop-first), so those checks reached the new one. Failing all that, the
+hold ends once the rollout is over and a server is healthy, or after ``timeout`` seconds whatever happens (below the
+role's ``front_door_hold_max_ms``, after which HAProxy lets held requests go by itself).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ import time
 from ansible_collections.sophia_ai.platform.plugins.module_utils import _haproxy
 
 STACK_LABEL = "com.docker.stack.namespace"
+# Seconds a server must stay healthy after the new task came up when it never went down: more than the front door's
+# fall x inter (2 x 1 s, role front_door's defaults), so a port left closed by the stopped task would have shown.
+STAYED_UP_S = 3.0
 
 
 def _running(tasks, states=("running",)):
@@ -65,10 +69,10 @@ def backend_of(service):
     return name
 
 
-def release_reason(new_task_running, servers, since_update_s, rollout_done, held_s, timeout_s):
+def release_reason(new_up_s, servers, since_update_s, rollout_done, held_s, timeout_s, stayed_up_s=STAYED_UP_S):
     """Why the hold may end now, or None to keep holding.
 
-    ``new_task_running``: a task the update started has its container up.
+    ``new_up_s``: seconds since a task the update started was first seen with its container up (None: not yet).
     ``servers``: the backend's servers (``_haproxy.servers_from``); only those with weight count (a drained or
     zero-weight server gets no request on release). ``since_update_s``: seconds since the update was sent.
     """
@@ -76,9 +80,11 @@ def release_reason(new_task_running, servers, since_update_s, rollout_done, held
         return "timeout"
     weighted = [s for s in servers if s.get("effective_weight", 0) > 0]
     healthy = [s for s in weighted if s.get("healthy")]
-    if new_task_running and any(s.get("last_change_s") is not None and s["last_change_s"] <= since_update_s
-                                for s in healthy):
+    if new_up_s is not None and any(s.get("last_change_s") is not None and s["last_change_s"] <= since_update_s
+                                    for s in healthy):
         return "back"
+    if new_up_s is not None and new_up_s >= stayed_up_s and healthy:
+        return "stayed_up"
     if rollout_done and healthy:
         return "rollout_done"
     return None
@@ -102,6 +108,7 @@ class FrontDoorHold:
         self.before = set()
         self.started = None
         self.sent_at = None
+        self.new_seen_at = None
         self.rounds = []
 
     def begin(self, tasks):
@@ -112,17 +119,20 @@ class FrontDoorHold:
         self.held = True
         self.started = self.clock()
         self.sent_at = self.clock()
+        self.new_seen_at = None
         self.rounds.append({"drain": result["drain"], "released": None, "seconds": None})
 
     def poll(self, tasks, rollout_done):
         """Release the hold when :func:`release_reason` says so; the next poll interval in seconds."""
         if not self.held:
             return None
-        new_running = any(t.get("ID") not in self.before for t in _running(tasks, ("starting", "running")))
+        new_up = any(t.get("ID") not in self.before for t in _running(tasks, ("starting", "running")))
         servers = _haproxy.read_backend(self.api, self.backend)
         now = self.clock()
-        reason = release_reason(new_running, servers, now - self.sent_at, rollout_done, now - self.started,
-                                self.timeout)
+        if new_up and self.new_seen_at is None:
+            self.new_seen_at = now
+        reason = release_reason(None if self.new_seen_at is None else now - self.new_seen_at, servers,
+                                now - self.sent_at, rollout_done, now - self.started, self.timeout)
         if reason:
             self._release(reason)
             return None

@@ -21,9 +21,11 @@ description:
     one serves from Swarm again; V(in_progress); V(not_started)."
   - A phase whose report file is missing did not run (its figures are null); a phase report written in check mode
     counts as not run.
-  - Each phase playbook rewrites its report on every run, so the figures are those of each phase's latest run - after
-    a rerun that changed nothing, that rerun's traffic and wall time, not the run that moved the services. To report
-    on the run that did, point O(phase_reports) at the reports it wrote (give each run its own report directories).
+  - Each phase playbook rewrites its report (C(phaseN.json)) on every run, says in it whether the run changed
+    anything (C(run_changed)), and keeps its last run that did as C(phaseN.changed.json) beside it. A phase's figures
+    are its latest run's, unless that run changed nothing (a rerun over a fleet already in place) - then they are
+    the last run that changed something, the one that migrated, and RV(report.phases) gives the latest run beside
+    them (C(latest_run)).
   - "Why our own: the figures join three sources (phase recordings, the front door's runtime state, the cluster's
     GPU allocation) that no existing module reads together, and the Prometheus text format has no writer in
     ansible.builtin or community.general."
@@ -154,7 +156,10 @@ report:
       type: list
       elements: dict
     phases:
-      description: Per phase - ran, started, finished, seconds, requests, failed, availability, downtime_s, p99_ms.
+      description:
+        - Per phase - ran, started, finished, seconds, requests, failed, availability, downtime_s, p99_ms; and
+          latest_run (started, finished, seconds, run_changed, requests, failed) when the figures are from an
+          earlier run than the latest, which changed nothing.
       type: dict
     services:
       description:
@@ -186,7 +191,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sophia_ai.platform.plugins.module_utils._errors import PlatformError
 from ansible_collections.sophia_ai.platform.plugins.module_utils._haproxy import RuntimeApi
 from ansible_collections.sophia_ai.platform.plugins.module_utils._migration_report import (
-    PHASES, build, front_door_from, markdown, prometheus,
+    PHASES, build, changed_copy_path, front_door_from, markdown, pick_run, prometheus,
 )
 from ansible_collections.sophia_ai.platform.plugins.module_utils._swarm_audit import _atomic_write
 
@@ -205,20 +210,29 @@ def argument_spec():
     }
 
 
+def read_report(module, name, path):
+    """One phase report (None when the file is not there); a file that is not one fails naming it."""
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            report = json.load(handle)
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg="phase_reports.%s: cannot read %s as a JSON phase report (%s); run the phase again to "
+                             "rewrite it, or remove the file if the phase did not run" % (name, path, exc))
+    if not isinstance(report, dict):
+        module.fail_json(msg="phase_reports.%s: %s holds no JSON object; it is not a phase report" % (name, path))
+    return report
+
+
 def read_phase_reports(module):
+    """Each phase's report: its latest run's, or - when that run changed nothing - its last run that changed
+    something (``phaseN.changed.json`` beside it), the latest noted (``pick_run``)."""
     phases = {}
     for name, path in module.params["phase_reports"].items():
-        if not path or not os.path.exists(path):
-            phases[name] = None
-            continue
-        try:
-            with open(path, encoding="utf-8") as handle:
-                phases[name] = json.load(handle)
-        except (OSError, ValueError) as exc:
-            module.fail_json(msg="phase_reports.%s: cannot read %s as a JSON phase report (%s); run the phase again to "
-                                 "rewrite it, or remove the file if the phase did not run" % (name, path, exc))
-        if not isinstance(phases[name], dict):
-            module.fail_json(msg="phase_reports.%s: %s holds no JSON object; it is not a phase report" % (name, path))
+        latest = read_report(module, name, path)
+        last_change = read_report(module, name, changed_copy_path(path)) if latest else None
+        phases[name] = pick_run(latest, last_change)
     return phases
 
 

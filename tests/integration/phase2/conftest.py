@@ -39,8 +39,9 @@ def phase2(lab_kubeconfig, lab_swarm, tmp_path_factory):  # noqa: F811  pylint: 
     playbook("lab.yml", "-e", "lab_front_door_reset=true")
     first = playbook("phase2.yml", "-e", f"phase2_report_dir={report_dir}")
     report = json.loads((report_dir / "phase2.json").read_text())
-    second = playbook("phase2.yml", "-e", f"phase2_report_dir={report_dir_for(tmp_path_factory, 'phase2-second')}")
-    yield first, report, second, report_dir
+    second_dir = report_dir_for(tmp_path_factory, "phase2-second")
+    second = playbook("phase2.yml", "-e", f"phase2_report_dir={second_dir}")
+    yield first, report, second, report_dir, second_dir
     # The way back, as an operator takes it: every service to Swarm (playbooks/rollback.yml: bluegreen_cutover for
     # the services phase 3 cut over, traffic_switch for phase 2's), then the front door without the K3s servers
     # (lab.yml) and the namespace gone.
@@ -67,4 +68,4 @@ def phase3(phase2, tmp_path_factory):  # pylint: disable=redefined-outer-name
     second_dir = report_dir_for(tmp_path_factory, "phase3-second")
     second = playbook("phase3.yml", "-e", f"phase3_report_dir={second_dir}", *extra)
     yield SimpleNamespace(first=first, report=report, second=second, report_dir=report_dir, writers=writers,
-                          missing=missing)
+                          missing=missing, second_dir=second_dir)

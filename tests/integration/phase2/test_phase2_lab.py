@@ -11,6 +11,7 @@ front door (HAProxy), traffic_switch and the traffic recorder through the front 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -24,7 +25,7 @@ CACHE = Path(os.environ.get("SOPHIA_CACHE", Path.home() / ".cache/sophia-platfor
 
 
 def test_the_non_critical_services_answer_from_k3s_through_the_front_door(phase2):
-    dummy, report, dummy2, dummy3 = phase2
+    dummy, report, dummy2, dummy3, dummy4 = phase2
     wanted = non_critical_services()
     assert len(wanted) == 13
     assert sorted(report["moved_to_k3s"]) == wanted
@@ -38,7 +39,7 @@ def test_the_non_critical_services_answer_from_k3s_through_the_front_door(phase2
 
 
 def test_zero_failed_requests_through_the_whole_run(phase2):
-    dummy, report, dummy2, dummy3 = phase2
+    dummy, report, dummy2, dummy3, dummy4 = phase2
     overall = report["traffic"]["overall"]
     assert overall["requests"] >= 28 * 30, overall  # every service, for the whole run
     assert overall["failed"] == 0 and overall["availability"] == 1.0, overall
@@ -46,7 +47,7 @@ def test_zero_failed_requests_through_the_whole_run(phase2):
 
 
 def test_gpu_checks_ran_on_the_host_stand_in_and_the_cluster(phase2):
-    dummy, report, dummy2, dummy3 = phase2
+    dummy, report, dummy2, dummy3, dummy4 = phase2
     assert report["gpu_hosts"] == ["1 GPU (NVIDIA H100 80GB HBM3), driver 580.159.04, CUDA 13.0: 6 checks passed"]
     assert report["gpu_cluster"].endswith("checks passed") and "device plugin" in report["gpu_cluster"]
     assert report["k3s_installed_by_role"] is False  # the lab cluster stands in for K3s (see inventories/lab)
@@ -62,9 +63,15 @@ def test_swarm_keeps_serving_as_the_fallback(phase2, engine):
 
 
 def test_second_run_changes_nothing(phase2):
-    dummy, dummy2, second, dummy3 = phase2
+    dummy, first, second, report_dir, second_dir = phase2
     for host, stats in second["stats"].items():
         assert stats["changed"] == 0 and stats["failures"] == 0, (host, stats)
+    # the first run moved services and kept its report as the last run that changed something; the second says it
+    # changed nothing and keeps no copy (the migration report goes on using the first run's figures)
+    assert first["run_changed"] is True
+    assert json.loads((report_dir / "phase2.changed.json").read_text()) == first
+    assert json.loads((second_dir / "phase2.json").read_text())["run_changed"] is False
+    assert not (second_dir / "phase2.changed.json").exists()
 
 
 def test_reports_are_written(phase2):

@@ -100,6 +100,11 @@ def test_cutover_state_is_recorded_on_the_k3s_service(phase3, lab_kubeconfig):
 def test_second_run_of_phase3_changes_nothing(phase3):
     for host, stats in phase3.second["stats"].items():
         assert stats["changed"] == 0 and stats["failures"] == 0, (host, stats)
+    # the first run cut over and kept its report as the last run that changed something; the second did not
+    assert phase3.report["run_changed"] is True
+    assert json.loads((phase3.report_dir / "phase3.changed.json").read_text()) == phase3.report
+    assert json.loads((phase3.second_dir / "phase3.json").read_text())["run_changed"] is False
+    assert not (phase3.second_dir / "phase3.changed.json").exists()
 
 
 def test_the_migration_report_measures_phases_2_and_3(phase2, phase3, lab_kubeconfig, tmp_path):

@@ -187,6 +187,9 @@ def test_phase1_stabilises_with_no_failed_request_on_a_multi_replica_service(lab
         again = json.loads((tmp_path / "report" / "phase1.json").read_text())
         assert again["changed"] == [] and again["failed"] == []
         assert {s["outcome"] for s in again["services"]} == {"none"}
+        # the first run stays the last run that changed something (the migration report's figures)
+        assert report["run_changed"] is True and again["run_changed"] is False
+        assert json.loads((tmp_path / "report" / "phase1.changed.json").read_text()) == report
     finally:
         stop_front_door(tmp_path)
 

@@ -106,6 +106,19 @@ def test_a_service_stopped_on_purpose_lowers_the_reported_availability(servers, 
     rc, out, results = report_play(tmp_path, ["phase2", "phase3"])
     assert rc == 0 and results[0]["changed"] is False
 
+    # phase 3 again, changing nothing (as a second `make lab`): the phase keeps the run above as its last run that
+    # changed something (phase3.changed.json) and the migration's figures stay that run's, the rerun noted beside
+    migrated_run = dict(json.loads((tmp_path / "phase3.json").read_text()), run_changed=True)
+    (tmp_path / "phase3.changed.json").write_text(json.dumps(migrated_run))
+    rerun, rerun_lines = record(tmp_path, "phase3", {"alpha": urls["alpha"]}, 2.0)
+    (tmp_path / "phase3.json").write_text(json.dumps(dict(rerun, run_changed=False)))
+    rc, out, results = report_play(tmp_path, ["phase2", "phase3"])
+    assert rc == 0, out["stderr"][-3000:] + str(results)
+    again = results[0]["report"]
+    assert again["failed_requests"] == report["failed_requests"] and again["availability"] == report["availability"]
+    assert again["phases"]["phase3"]["latest_run"]["requests"] == len(rerun_lines)
+    assert again["phases"]["phase3"]["latest_run"]["failed"] == 0
+
 
 def test_check_mode_writes_nothing_and_a_broken_report_is_named(tmp_path):
     (tmp_path / "phase2.json").write_text(json.dumps({"phase": 2, "seconds": 1.0, "traffic": None}))

@@ -171,3 +171,46 @@ def test_markdown_shows_the_figures_and_every_service(migrated):
     assert "%.1f s" % migrated["deploy_seconds"]["total"] in text
     for svc in migrated["services"]:
         assert "| %s |" % svc["name"] in text
+
+
+def rerun_of(report, phase_number):
+    """A later run of the same phase that changed nothing: its own (no-change) figures, ``run_changed`` false."""
+    rerun = copy.deepcopy(report)
+    rerun.update(started="2026-11-27T09:00:00Z", finished="2026-11-27T09:01:10Z", seconds=70.0, run_changed=False)
+    if phase_number == 1:
+        rerun["changed"] = []
+        rerun["traffic"].update(requests=1000, failed=0, downtime_s=0.0)
+    else:
+        rerun["traffic"]["overall"].update(requests=500, failed=0, downtime_s=0.0)
+    return rerun
+
+
+@pytest.mark.parametrize("name,number", [("phase1", 1), ("phase2", 2), ("phase3", 3)])
+def test_a_rerun_that_changed_nothing_leaves_the_figures_of_the_run_that_migrated(phases, name, number):
+    first = dict(phases[name], run_changed=True)
+    picked = mr.pick_run(rerun_of(first, number), first)
+    report = mr.build(dict(phases, **{name: picked}), front_door("phase3"))
+    original = mr.build(phases, front_door("phase3"))
+    assert report["availability"] == original["availability"]
+    assert report["failed_requests"] == original["failed_requests"]
+    assert report["deploy_seconds"] == original["deploy_seconds"]
+    latest = report["phases"][name]["latest_run"]
+    assert latest["started"] == "2026-11-27T09:00:00Z" and latest["seconds"] == 70.0 and latest["run_changed"] is False
+    assert latest["requests"] == (1000 if number == 1 else 500) and latest["failed"] == 0
+    assert f"{name}'s figures are from its run that changed something ({first['started']})" in mr.markdown(report)
+
+
+def test_the_latest_run_counts_when_it_changed_something_or_nothing_else_is_kept(phases):
+    first = dict(phases["phase2"], run_changed=True)
+    second = dict(copy.deepcopy(first), started="2026-11-27T09:00:00Z")  # it changed something too: it counts
+    assert mr.pick_run(second, first) is second
+    rerun = rerun_of(first, 2)
+    assert mr.pick_run(rerun, None) is rerun  # no earlier run kept: the rerun is all there is
+    assert mr.pick_run(phases["phase2"], first) is phases["phase2"]  # a report without run_changed (older phases)
+    assert mr.pick_run(None, first) is None  # the latest report gone: the phase did not run
+    assert mr.pick_run(dict(rerun, run_changed="False"), first)["latest_run"]["run_changed"] is False
+
+
+def test_the_changed_copy_sits_beside_the_phase_report():
+    assert mr.changed_copy_path("/r/phase2/phase2.json") == "/r/phase2/phase2.changed.json"
+    assert mr.changed_copy_path("/r/phase2/report") == "/r/phase2/report.changed.json"

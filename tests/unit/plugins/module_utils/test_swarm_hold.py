@@ -72,16 +72,20 @@ def test_the_servers_carry_the_seconds_since_their_last_change():
 
 def test_the_hold_ends_when_the_new_task_runs_and_a_server_came_back_since_the_update():
     gong = servers("mcp-gong", "gong-servers-state.txt", "gong-stat.txt")  # swarm weight 100 UP, changed 1 s ago
-    assert _swarm_hold.release_reason(True, gong, 5.0, False, 5.0, 25) == "back"
+    assert _swarm_hold.release_reason(0.2, gong, 5.0, False, 5.0, 25) == "back"
     # a server up since before the update (changed 1 s ago, the update sent 0.5 s ago) may be the stopped task's
-    assert _swarm_hold.release_reason(True, gong, 0.5, False, 0.5, 25) is None
+    assert _swarm_hold.release_reason(0.2, gong, 0.5, False, 0.5, 25) is None
+    # ... unless it has stayed healthy for STAYED_UP_S since the new task came up: the old task is gone, so the
+    # front door's checks meanwhile reached the new one (a restart quicker than the front door's fall)
+    assert _swarm_hold.release_reason(2.9, gong, 0.5, False, 3.5, 25) is None
+    assert _swarm_hold.release_reason(3.0, gong, 0.5, False, 3.5, 25) == "stayed_up"
     # the new task does not run yet
-    assert _swarm_hold.release_reason(False, gong, 5.0, False, 5.0, 25) is None
+    assert _swarm_hold.release_reason(None, gong, 5.0, False, 5.0, 25) is None
 
 
 def test_a_rollout_that_ended_with_a_healthy_server_ends_the_hold():
     gong = servers("mcp-gong", "gong-servers-state.txt", "gong-stat.txt")
-    assert _swarm_hold.release_reason(False, gong, 0.5, True, 0.5, 25) == "rollout_done"
+    assert _swarm_hold.release_reason(None, gong, 0.5, True, 0.5, 25) == "rollout_done"
 
 
 def test_only_servers_with_weight_count():
@@ -89,15 +93,15 @@ def test_only_servers_with_weight_count():
     switched = servers("mcp-gong", "gong-switched-servers-state.txt", "linear-going-down-stat.txt")
     swarm_only = [s for s in switched if s["name"] == "swarm"]
     assert swarm_only[0]["effective_weight"] == 0
-    assert _swarm_hold.release_reason(True, swarm_only, 60.0, True, 5.0, 25) is None
-    assert _swarm_hold.release_reason(True, switched, 60.0, True, 5.0, 25) == "back"
+    assert _swarm_hold.release_reason(9.0, swarm_only, 60.0, True, 5.0, 25) is None
+    assert _swarm_hold.release_reason(0.2, switched, 60.0, True, 5.0, 25) == "back"
 
 
 def test_a_backend_with_no_healthy_server_is_held_until_the_timeout():
     slack = [s for s in servers("mcp-slack", "slack-servers-state.txt") if not s["healthy"]]
     assert slack and all(not s["healthy"] for s in slack)
-    assert _swarm_hold.release_reason(True, slack, 60.0, True, 24.9, 25) is None
-    assert _swarm_hold.release_reason(True, slack, 60.0, True, 25.0, 25) == "timeout"
+    assert _swarm_hold.release_reason(9.0, slack, 60.0, True, 24.9, 25) is None
+    assert _swarm_hold.release_reason(9.0, slack, 60.0, True, 25.0, 25) == "timeout"
 
 
 def test_front_door_hold_holds_before_and_releases_once_the_new_task_runs():
@@ -140,3 +144,27 @@ def test_settle_keeps_holding_after_the_rollout_until_the_timeout_and_end_releas
     other.begin([])
     other.end("error")
     assert other.report()["released"] == "error" and not other.held
+
+
+def test_a_server_that_never_went_down_is_released_once_it_stayed_up_after_the_new_task_came_up():
+    # the captured show stat with mcp-gong's servers last changed 600 s ago: up since long before the update
+    lines = (Path(__file__).parent / "fixtures" / "haproxy" / "gong-stat.txt").read_text().splitlines(keepends=True)
+    column = lines[0].lstrip("# ").split(",").index("lastchg")
+    for i, line in enumerate(lines):
+        fields = line.split(",")
+        if fields[0] == "mcp-gong" and fields[1] in ("swarm", "k3s"):
+            fields[column] = "600"
+            lines[i] = ",".join(fields)
+    api = hold_replay("".join(lines))
+    clock = Clock()
+    holder = _swarm_hold.FrontDoorHold(api, "mcp-gong", HOLD_MAP, clock=clock, sleep=clock.sleep)
+    old = tasks_of("sophia_mcp-gong")
+    holder.begin(old)
+    new = [dict(old[0], ID="newtask", Status=dict(old[0]["Status"], State="starting"))]
+    clock.now += 0.5
+    assert holder.poll(new, False) is not None  # the new task is up: its stay starts now
+    clock.now += 2.0
+    assert holder.poll(new, False) is not None and holder.held
+    clock.now += 1.0
+    assert holder.poll(new, False) is None
+    assert holder.report()["released"] == "stayed_up" and holder.report()["seconds"] == 3.5
