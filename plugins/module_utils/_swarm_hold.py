@@ -31,6 +31,7 @@ from __future__ import annotations
 import time
 
 from ansible_collections.sophia_ai.platform.plugins.module_utils import _haproxy
+from ansible_collections.sophia_ai.platform.plugins.module_utils._errors import ApiError
 
 STACK_LABEL = "com.docker.stack.namespace"
 # Seconds a server must stay healthy after the new task came up when it never went down: more than the front door's
@@ -110,12 +111,23 @@ class FrontDoorHold:
         self.sent_at = None
         self.new_seen_at = None
         self.rounds = []
+        self.skipped = None
 
     def begin(self, tasks):
-        """Hold the backend's new requests and wait (up to ``drain_timeout``) until its servers carry none."""
+        """Hold the backend's new requests and wait (up to ``drain_timeout``) until its servers carry none.
+
+        A service the front door has no backend for (no published port, so no frontend) is not held: nothing reaches
+        it through the front door. Any other refusal (a front door without the hold) is raised before the update is
+        sent."""
         self.before = {t.get("ID") for t in tasks or ()}
-        result = _haproxy.hold(self.api, self.backend, self.hold_map, self.drain_timeout, clock=self.clock,
-                               sleep=self.sleep, now=self.now)
+        try:
+            result = _haproxy.hold(self.api, self.backend, self.hold_map, self.drain_timeout, clock=self.clock,
+                                   sleep=self.sleep, now=self.now)
+        except ApiError as exc:
+            if exc.details.get("reason") != "unknown_service":
+                raise
+            self.skipped = f"the front door has no backend {self.backend}"
+            return
         self.held = True
         self.started = self.clock()
         self.sent_at = self.clock()
@@ -159,6 +171,6 @@ class FrontDoorHold:
 
     def report(self):
         """``{held, backend, seconds, released, rounds}`` for the module's result (``seconds``: all rounds)."""
-        return {"held": bool(self.rounds), "backend": self.backend,
+        return {"held": bool(self.rounds), "backend": self.backend, "skipped": self.skipped,
                 "seconds": round(sum(r["seconds"] or 0 for r in self.rounds), 3),
                 "released": self.rounds[-1]["released"] if self.rounds else None, "rounds": self.rounds}

@@ -217,7 +217,8 @@ options:
         door has seen the service's server come back; then the held requests go on. Requests wait a few seconds
         instead of failing.
       - Nothing is held in check mode, when nothing changes, when the change restarts no task (update or
-        rollback config, labels), with O(wait=false), for start-first updates, or while other tasks keep running.
+        rollback config, labels), with O(wait=false), for start-first updates, while other tasks keep running, or
+        for a service the front door has no backend for (no published port; C(hold.skipped) says so).
       - Runs where the runtime API is reachable (a unix socket on this host, or C(tcp://HOST:PORT)).
     type: dict
     suboptions:
@@ -315,12 +316,14 @@ rollout:
 hold:
   description:
     - With O(front_door) - whether the front door held the service's requests during the update, for how long
-      (C(seconds), from the hold to its release) and why it ended (C(released) - V(back) the new task runs and its
-      front door server came back, V(rollout_done), V(timeout), V(finished) or V(error)); C(rounds) has one entry
-      per update sent, with the drain of the requests that were at the service when the hold began.
+      (C(seconds), from the hold to its release) and why it ended (C(released) - V(back) the new task is up and its
+      front door server came back, V(stayed_up) its server stayed healthy 3 s after the new task came up,
+      V(rollout_done), V(timeout), V(finished) or V(error)); C(rounds) has one entry
+      per update sent, with the drain of the requests that were at the service when the hold began; C(skipped)
+      says why a service that needed a hold was not held (the front door has no backend for it).
   returned: when O(front_door) is given
   type: dict
-  sample: {held: true, backend: mcp-gong, seconds: 7.412, released: back,
+  sample: {held: true, backend: mcp-gong, skipped: null, seconds: 7.412, released: back,
            rounds: [{drain: {servers: [swarm], complete: true, sessions_left: {}, waited_s: 0.0}, released: back,
                      seconds: 7.412}]}
 rejections:
@@ -398,7 +401,7 @@ def run(module):
                           "version_before": service["Version"]["Index"]},
               "rollout": {"state": "none", "detail": "nothing to change", "seconds": 0}}
     if params.get("front_door"):
-        result["hold"] = {"held": False, "backend": None, "seconds": 0, "released": None, "rounds": []}
+        result["hold"] = {"held": False, "backend": None, "skipped": None, "seconds": 0, "released": None, "rounds": []}
     if module._diff and changes:
         before, after = svc.diff_text(changes)
         result["diff"] = {"before": before, "after": after, "before_header": service["Spec"]["Name"],

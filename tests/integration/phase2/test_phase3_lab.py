@@ -107,6 +107,19 @@ def test_second_run_of_phase3_changes_nothing(phase3):
     assert not (phase3.second_dir / "phase3.changed.json").exists()
 
 
+def test_phase2_again_after_phase3_changes_nothing_and_keeps_the_cutovers(phase3, tmp_path):
+    """A second `make lab` runs phase 2 again after phase 3. Phase 2 renders the front door too: it must keep the K3s
+    servers (and the switched weights) of the services phase 3 cut over, or it sends them back to Swarm and phase 3
+    cuts them over again (a second `make lab` on the migrated lab once reported 20 changes so)."""
+    out = playbook("phase2.yml", "-e", f"phase2_report_dir={tmp_path}")
+    for host, stats in out["stats"].items():
+        assert stats["changed"] == 0 and stats["failures"] == 0, (host, stats)
+    for name in PHASE3_SERVICES:
+        answer = call_tool(front_door_port(name), "server_info", {})
+        assert answer["ok"] and (answer.get("backend") or "").startswith("k3s"), (name, answer)
+    assert json.loads((tmp_path / "phase2.json").read_text())["run_changed"] is False
+
+
 def test_the_migration_report_measures_phases_2_and_3(phase2, phase3, lab_kubeconfig, tmp_path):
     """playbooks/report.yml after phases 2 and 3 (phase 1 not run in this package): every figure is the phases'
     measurements, every service's place is the front door's, the GPU allocation the cluster's."""

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.sophia_ai.platform.plugins.module_utils import _haproxy, _swarm_hold
-from test_haproxy import HOLD_MAP, Clock, hold_replay, servers  # pylint: disable=import-error
+from ansible_collections.sophia_ai.platform.plugins.module_utils._errors import ApiError
+from test_haproxy import HOLD_MAP, Clock, MapReplay, capture, hold_replay, servers  # pylint: disable=import-error
 
 LAB = Path(__file__).parent / "fixtures" / "swarm" / "lab"
 SERVICES = {s["Spec"]["Name"]: s for s in json.loads((LAB / "services.json").read_text())}
@@ -132,7 +133,8 @@ def test_front_door_hold_holds_before_and_releases_once_the_new_task_runs():
 def test_settle_keeps_holding_after_the_rollout_until_the_timeout_and_end_releases_a_failed_update():
     # mcp-slack's servers whose checks fail (k3s: connection refused, k3s-2: 503), as the backend's only servers
     state = (Path(__file__).parent / "fixtures" / "haproxy" / "slack-servers-state.txt").read_text().splitlines()
-    down = [line for line in state if len(line.split()) < 4 or line.startswith("#") or line.split()[3] in ("k3s", "k3s-2")]
+    down = [line for line in state
+            if len(line.split()) < 4 or line.startswith("#") or line.split()[3] in ("k3s", "k3s-2")]
     api = hold_replay()
     api.answers["show servers state mcp-gong"] = ["\n".join(down).replace("mcp-slack", "mcp-gong") + "\n"]
     clock = Clock()
@@ -168,3 +170,20 @@ def test_a_server_that_never_went_down_is_released_once_it_stayed_up_after_the_n
     clock.now += 1.0
     assert holder.poll(new, False) is None
     assert holder.report()["released"] == "stayed_up" and holder.report()["seconds"] == 3.5
+
+
+def test_a_service_without_a_front_door_backend_is_not_held_and_other_refusals_stop_the_update():
+    # no published port, so no frontend: HAProxy has no backend of that name (captured reply)
+    api = MapReplay({"show servers state nope": capture("error-cant-find-backend.txt"),
+                     "show stat": capture("all-stat.txt")})
+    holder = _swarm_hold.FrontDoorHold(api, "nope", HOLD_MAP)
+    holder.begin([])
+    assert not holder.held and api.sent == []
+    assert holder.poll([], True) is None
+    holder.end()
+    assert holder.report()["held"] is False and "no backend nope" in holder.report()["skipped"]
+    # a front door without the hold map refuses: the update is not sent (the module fails naming the cause)
+    other = _swarm_hold.FrontDoorHold(hold_replay(), "mcp-gong", "/etc/haproxy/other.map")
+    with pytest.raises(ApiError) as err:
+        other.begin([])
+    assert err.value.details["reason"] == "hold_unsupported"
