@@ -32,6 +32,7 @@ import time
 
 from ansible_collections.sophia_ai.platform.plugins.module_utils import _haproxy
 from ansible_collections.sophia_ai.platform.plugins.module_utils._errors import ApiError
+from ansible_collections.sophia_ai.platform.plugins.module_utils._phase_report import _short
 
 STACK_LABEL = "com.docker.stack.namespace"
 # Seconds a server must stay healthy after the new task came up when it never went down: more than the front door's
@@ -63,11 +64,7 @@ def backend_of(service):
     """The front door's backend of a Swarm service: its name without the stack prefix (``sophia_mcp-gong`` ->
     ``mcp-gong``), as ``_phase_report.front_door_services`` names the frontends."""
     spec = service.get("Spec") or {}
-    name = spec.get("Name") or ""
-    stack = (spec.get("Labels") or {}).get(STACK_LABEL)
-    if stack and name.startswith(stack + "_"):
-        return name[len(stack) + 1:]
-    return name
+    return _short(spec.get("Name") or "", (spec.get("Labels") or {}).get(STACK_LABEL))
 
 
 def release_reason(new_up_s, servers, since_update_s, rollout_done, held_s, timeout_s, stayed_up_s=STAYED_UP_S):
